@@ -1,0 +1,51 @@
+"""resnet-lightning: train and compare residual networks with PyTorch Lightning.
+
+Blocks and architectures, the built-in ones included, are plugins found through
+the ``resnet_lightning.blocks`` and ``resnet_lightning.architectures`` entry
+points (see :mod:`resnet_lightning.registry`).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .factory import create_model
+from .models import count_macs, count_parameters
+from .registry import (
+    DuplicatePluginError,
+    PluginError,
+    PluginLoadError,
+    PluginSpec,
+    UnknownPluginError,
+    get_architecture,
+    get_block,
+    list_architectures,
+    list_blocks,
+    list_plugins,
+    refresh_plugins,
+    register_architecture,
+    register_block,
+)
+
+try:
+    __version__ = version("resnet-lightning")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "DuplicatePluginError",
+    "PluginError",
+    "PluginLoadError",
+    "PluginSpec",
+    "UnknownPluginError",
+    "__version__",
+    "count_macs",
+    "count_parameters",
+    "create_model",
+    "get_architecture",
+    "get_block",
+    "list_architectures",
+    "list_blocks",
+    "list_plugins",
+    "refresh_plugins",
+    "register_architecture",
+    "register_block",
+]

@@ -1,0 +1,349 @@
+"""The built-in residual blocks, each registered as a ``resnet_lightning.blocks`` plugin.
+
+Every block follows the public block contract (see :class:`Block`):
+``Block(in_channels, out_channels, stride=1, **kwargs)`` maps
+``(N, in_channels, H, W) -> (N, out_channels, ceil(H/stride), ceil(W/stride))``.
+Keyword arguments the framework passes (``norm_layer``, ``drop_path_rate``,
+``shortcut``) are all optional. Layer names follow torchvision's ``resnet.py``
+(``conv1``, ``bn1``, ..., ``downsample``) so its state dicts load unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+from torchvision.ops import StochasticDepth
+
+from .shortcuts import make_shortcut
+
+NormLayer = Callable[[int], nn.Module]
+
+
+@runtime_checkable
+class Block(Protocol):
+    """The block contract a plugin implements (a ``torch.nn.Module`` subclass).
+
+    Attributes:
+        expansion: Output width / stage width; architectures multiply their stage
+            widths by it (1 for two-conv blocks, 4 for bottlenecks). Optional.
+        preactivation: True when the block ends without a norm/activation, so the
+            network adds a final BN-ReLU before pooling (He et al. 2016). Optional.
+
+    A block may also define ``zero_init_last()``, which the network calls when asked
+    to zero-initialise every residual branch.
+    """
+
+    expansion: ClassVar[int]
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, **kwargs: Any) -> None: ...
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, bias: bool = False) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, groups=groups, bias=bias)
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """The original two-convolution block, post-activation (He et al. 2015, Fig. 2).
+
+    ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        stride: Stride of the first convolution.
+        norm_layer: Norm constructor taking a channel count (BatchNorm2d).
+        drop_path_rate: Probability of dropping the residual branch per sample
+            during training (stochastic depth, Huang et al. 2016).
+        shortcut: ``"A"``, ``"B"`` or ``"C"`` (see :mod:`.shortcuts`).
+        kernel_size: Size of both convolutions (odd).
+        bias: Give the convolutions a bias (the seed slides' MNIST network does).
+    """
+
+    expansion: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        *,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        drop_path_rate: float = 0.0,
+        shortcut: str = "B",
+        kernel_size: int = 3,
+        bias: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        padding = kernel_size // 2
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
+        self.bn1 = norm_layer(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size, 1, padding, bias=bias)
+        self.bn2 = norm_layer(out_channels)
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
+        self.drop_path = StochasticDepth(drop_path_rate, "row")
+        self.stride = stride
+
+    def zero_init_last(self) -> None:
+        # Each block starts as the identity (Goyal et al. 2017, "Accurate, Large
+        # Minibatch SGD"): zero the last BN's scale in the residual branch.
+        nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(self.drop_path(out) + identity)
+
+
+class PlainBlock(BasicBlock):
+    """:class:`BasicBlock` without the shortcut: the plain-network control of the
+    degradation experiment (He et al. 2015, Fig. 1 and Table 2).
+
+    There is no residual branch to drop, so ``drop_path_rate`` and ``shortcut``
+    are accepted and ignored, and there is no ``zero_init_last`` (zeroing the last
+    BN would cut the signal).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, **kwargs: Any) -> None:
+        kwargs.pop("drop_path_rate", None)
+        super().__init__(in_channels, out_channels, stride, **kwargs)
+        self.downsample = None
+        self.drop_path = nn.Identity()
+
+    zero_init_last = None  # type: ignore[assignment]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)))
+
+
+class Bottleneck(nn.Module):
+    """1x1-3x3-1x1 bottleneck, stride on the 3x3 (torchvision's "ResNet v1.5").
+
+    The stride sits on the 3x3 rather than the first 1x1 as in He et al. 2015;
+    torchvision and NVIDIA found it ~0.5% more accurate on ImageNet. The inner
+    width is ``out_channels // expansion * base_width / 64 * groups``, so
+    ``groups``/``base_width`` give ResNeXt and wide variants as in torchvision.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels (stage width x 4).
+        stride: Stride of the 3x3 convolution.
+        norm_layer: Norm constructor (BatchNorm2d).
+        drop_path_rate: Stochastic-depth drop probability (Huang et al. 2016).
+        shortcut: ``"A"``, ``"B"`` or ``"C"``.
+        groups: Groups of the 3x3 convolution (ResNeXt cardinality).
+        base_width: Width per group at the first stage (64 in ResNet).
+    """
+
+    expansion: ClassVar[int] = 4
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        *,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        drop_path_rate: float = 0.0,
+        shortcut: str = "B",
+        groups: int = 1,
+        base_width: int = 64,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        width = int(out_channels // self.expansion * (base_width / 64.0)) * groups
+        self.conv1 = conv1x1(in_channels, width)
+        self.bn1 = norm_layer(width)
+        self.conv2 = conv3x3(width, width, stride, groups)
+        self.bn2 = norm_layer(width)
+        self.conv3 = conv1x1(width, out_channels)
+        self.bn3 = norm_layer(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
+        self.drop_path = StochasticDepth(drop_path_rate, "row")
+        self.stride = stride
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(self.drop_path(out) + identity)
+
+
+class PreActBlock(nn.Module):
+    """Full pre-activation two-convolution block (He et al. 2016, "Identity Mappings").
+
+    ``x + conv2(relu(bn2(conv1(relu(bn1(x))))))``: nothing follows the addition,
+    so the identity path is clean from input to output. A projection shortcut is
+    applied to the pre-activated input and has no norm of its own.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        stride: Stride of the first convolution.
+        norm_layer: Norm constructor (BatchNorm2d).
+        drop_path_rate: Stochastic-depth drop probability (Huang et al. 2016).
+        shortcut: ``"A"``, ``"B"`` or ``"C"``.
+    """
+
+    expansion: ClassVar[int] = 1
+    preactivation: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        *,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        drop_path_rate: float = 0.0,
+        shortcut: str = "B",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.bn1 = norm_layer(in_channels)
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn2 = norm_layer(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer=None)
+        self.drop_path = StochasticDepth(drop_path_rate, "row")
+        self.stride = stride
+
+    def zero_init_last(self) -> None:
+        # The branch ends in a convolution, not a norm (as in timm's ResNetV2).
+        nn.init.zeros_(self.conv2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        preact = self.relu(self.bn1(x))
+        identity = x if self.downsample is None else self.downsample(preact)
+        out = self.conv1(preact)
+        out = self.conv2(self.relu(self.bn2(out)))
+        return self.drop_path(out) + identity
+
+
+class PreActBottleneck(nn.Module):
+    """Full pre-activation bottleneck (He et al. 2016), stride on the 3x3.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels (stage width x 4).
+        stride: Stride of the 3x3 convolution.
+        norm_layer: Norm constructor (BatchNorm2d).
+        drop_path_rate: Stochastic-depth drop probability (Huang et al. 2016).
+        shortcut: ``"A"``, ``"B"`` or ``"C"``.
+    """
+
+    expansion: ClassVar[int] = 4
+    preactivation: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        *,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        drop_path_rate: float = 0.0,
+        shortcut: str = "B",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        width = out_channels // self.expansion
+        self.bn1 = norm_layer(in_channels)
+        self.conv1 = conv1x1(in_channels, width)
+        self.bn2 = norm_layer(width)
+        self.conv2 = conv3x3(width, width, stride)
+        self.bn3 = norm_layer(width)
+        self.conv3 = conv1x1(width, out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer=None)
+        self.drop_path = StochasticDepth(drop_path_rate, "row")
+        self.stride = stride
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv3.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        preact = self.relu(self.bn1(x))
+        identity = x if self.downsample is None else self.downsample(preact)
+        out = self.conv1(preact)
+        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv3(self.relu(self.bn3(out)))
+        return self.drop_path(out) + identity
+
+
+class HighwayBlock(nn.Module):
+    """Convolutional highway block (Srivastava et al. 2015, "Training Very Deep Networks").
+
+    ``y = T(x) * H(x) + (1 - T(x)) * x`` with a learned transform gate
+    ``T(x) = sigmoid(conv(x) + b)``. The gate bias starts negative so every layer
+    begins by carrying its input through, which the paper found lets very deep
+    highway networks train (it suggests -1 to -3; we take -2). Where the shape
+    changes, the carried ``x`` goes through the selected shortcut.
+
+    Args:
+        in_channels: Input channels.
+        out_channels: Output channels.
+        stride: Stride of the transform and the gate.
+        norm_layer: Norm constructor (BatchNorm2d).
+        drop_path_rate: Stochastic-depth drop probability of the transform term.
+        shortcut: ``"A"``, ``"B"`` or ``"C"`` for the carried input.
+        gate_bias: Initial bias of the transform gate.
+    """
+
+    expansion: ClassVar[int] = 1
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        *,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+        drop_path_rate: float = 0.0,
+        shortcut: str = "B",
+        gate_bias: float = -2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.bn1 = norm_layer(out_channels)
+        self.conv2 = conv3x3(out_channels, out_channels)
+        self.bn2 = norm_layer(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.gate = conv3x3(in_channels, out_channels, stride, bias=True)
+        self.gate_bias = gate_bias
+        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
+        self.drop_path = StochasticDepth(drop_path_rate, "row")
+        self.stride = stride
+        self.reset_gate()
+
+    def reset_gate(self) -> None:
+        """Set the gate bias to its (negative) initial value."""
+        nn.init.constant_(self.gate.bias, self.gate_bias)
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        carry = x if self.downsample is None else self.downsample(x)
+        transform = self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+        gate = torch.sigmoid(self.gate(x))  # (N, out, H', W'), in (0, 1)
+        return self.drop_path(gate * transform) + (1 - gate) * carry

@@ -1,0 +1,203 @@
+"""One flexible ResNet that every built-in architecture is an instance of.
+
+It knows blocks only through the block contract (constructor signature,
+``expansion``, optional ``preactivation`` and ``zero_init_last``), so a plugin
+block works in every architecture. Module names follow torchvision's
+``resnet.py`` (``conv1``, ``bn1``, ``maxpool``, ``layer1``..``layerN``, ``fc``):
+torchvision's state dicts load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+StemType = Literal["imagenet", "cifar", "pointwise"]
+STEM_TYPES = ("imagenet", "cifar", "pointwise")
+
+
+class BlockContractError(ValueError):
+    """A block's output shape breaks the block contract."""
+
+
+class ResNet(nn.Module):
+    """A residual network: stem, stages of blocks, global average pool, linear head.
+
+    Args:
+        block: Block class (see :class:`resnet_lightning.models.blocks.Block`).
+        layers: Number of blocks in each stage.
+        widths: Base width of each stage; a stage outputs ``width * block.expansion``.
+        stem: ``"imagenet"`` (7x7/2 conv, BN, ReLU, 3x3/2 max-pool; He et al. 2015
+            Table 1), ``"cifar"`` (3x3 conv, BN, ReLU; Sec. 4.2) or ``"pointwise"``
+            (a 1x1 conv with bias and nothing else, the seed slides' MNIST network).
+        stem_width: Channels out of the stem (default ``widths[0]``).
+        num_classes: Size of the output logits.
+        in_channels: Channels of the input images.
+        shortcut: ``"A"``, ``"B"`` or ``"C"`` (He et al. 2015, Sec. 4.1).
+        drop_path_rate: Stochastic depth: the last block is dropped with this
+            probability, earlier ones linearly less (Huang et al. 2016, Eq. 4).
+        zero_init_residual: Zero the last layer of each residual branch (blocks
+            that define ``zero_init_last``) so each block starts as the identity.
+        norm_layer: Norm constructor for stem and blocks (BatchNorm2d).
+        block_kwargs: Extra keyword arguments for every block.
+        block_name: Name used in error messages (the registry name).
+    """
+
+    def __init__(
+        self,
+        block: type[nn.Module],
+        layers: Sequence[int],
+        *,
+        widths: Sequence[int] = (64, 128, 256, 512),
+        stem: StemType = "imagenet",
+        stem_width: int | None = None,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        shortcut: str = "B",
+        drop_path_rate: float = 0.0,
+        zero_init_residual: bool = False,
+        norm_layer: Callable[[int], nn.Module] | None = None,
+        block_kwargs: dict[str, Any] | None = None,
+        block_name: str | None = None,
+    ) -> None:
+        super().__init__()
+        _check_arguments(layers, widths, stem, num_classes, in_channels, drop_path_rate)
+        norm_layer = norm_layer or nn.BatchNorm2d
+        expansion = getattr(block, "expansion", 1)
+        stem_width = stem_width or widths[0]
+        self.block_name = block_name or f"{block.__module__}.{block.__qualname__}"
+
+        self.conv1, self.bn1, self.relu, self.maxpool = _stem(stem, in_channels, stem_width, norm_layer)
+
+        total_blocks = sum(layers)
+        channels, index = stem_width, 0
+        for stage, (depth, width) in enumerate(zip(layers, widths), start=1):
+            blocks = []
+            for i in range(depth):
+                index += 1
+                stride = 2 if stage > 1 and i == 0 else 1
+                out_channels = width * expansion
+                blocks.append(
+                    block(
+                        channels,
+                        out_channels,
+                        stride,
+                        norm_layer=norm_layer,
+                        # Huang et al. 2016, Eq. 4: p_l = 1 - l/L * (1 - p_L)
+                        drop_path_rate=drop_path_rate * index / total_blocks,
+                        shortcut=shortcut,
+                        **(block_kwargs or {}),
+                    )
+                )
+                if i < 2:  # later blocks of a stage repeat the second one's shapes
+                    _check_block(blocks[-1], self.block_name, channels, out_channels, stride)
+                channels = out_channels
+            self.add_module(f"layer{stage}", nn.Sequential(*blocks))
+        self.num_stages = len(layers)
+
+        # Pre-activation blocks end with a convolution: normalise before pooling
+        # (He et al. 2016, "Identity Mappings", Sec. 4).
+        preact = getattr(block, "preactivation", False)
+        self.final_norm = nn.Sequential(norm_layer(channels), nn.ReLU(inplace=True)) if preact else nn.Identity()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        self.num_features = channels
+
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        # He et al. 2015 ("Delving Deep into Rectifiers") initialisation, as torchvision.
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        if zero_init_residual:
+            for blk in self.blocks():
+                if callable(getattr(blk, "zero_init_last", None)):
+                    blk.zero_init_last()
+
+    def blocks(self) -> Iterator[nn.Module]:
+        """The residual blocks in order from input to output."""
+        for stage in range(1, self.num_stages + 1):
+            yield from getattr(self, f"layer{stage}")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Everything before pooling: ``(N, C_in, H, W) -> (N, num_features, H', W')``."""
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for stage in range(1, self.num_stages + 1):
+            x = getattr(self, f"layer{stage}")(x)
+        return self.final_norm(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.forward_features(x)).flatten(1)  # (N, num_features)
+        return self.fc(x)  # (N, num_classes)
+
+
+def _stem(
+    stem: str, in_channels: int, width: int, norm_layer: Callable[[int], nn.Module]
+) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+    if stem == "imagenet":
+        conv = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
+        pool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        return conv, norm_layer(width), nn.ReLU(inplace=True), pool
+    if stem == "cifar":
+        conv = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
+        return conv, norm_layer(width), nn.ReLU(inplace=True), nn.Identity()
+    conv = nn.Conv2d(in_channels, width, kernel_size=1, bias=True)
+    return conv, nn.Identity(), nn.Identity(), nn.Identity()
+
+
+def _check_arguments(
+    layers: Sequence[int],
+    widths: Sequence[int],
+    stem: str,
+    num_classes: int,
+    in_channels: int,
+    drop_path_rate: float,
+) -> None:
+    if stem not in STEM_TYPES:
+        raise ValueError(f"unknown stem {stem!r}; expected one of {list(STEM_TYPES)}")
+    if not layers or any(int(n) < 1 for n in layers):
+        raise ValueError(f"layers must be one or more positive block counts, got {list(layers)}")
+    if len(widths) < len(layers):
+        raise ValueError(f"need a width for each of the {len(layers)} stages, got widths={list(widths)}")
+    for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not 0.0 <= drop_path_rate < 1.0:
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+
+
+@torch.no_grad()
+def _check_block(block: nn.Module, name: str, in_channels: int, out_channels: int, stride: int) -> None:
+    """Run one small input through a freshly built block and check the contract.
+
+    An odd spatial size (7) checks the ``ceil(H / stride)`` rule as well.
+    """
+    size = 7
+    expected = (2, out_channels, math.ceil(size / stride), math.ceil(size / stride))
+    was_training = block.training
+    block.eval()  # BN uses its running stats, stochastic depth is off: no state changes
+    try:
+        out = block(torch.zeros(2, in_channels, size, size))
+    except Exception as exc:
+        raise BlockContractError(
+            f"block {name!r} failed on an input of shape [2, {in_channels}, {size}, {size}] "
+            f"(in_channels={in_channels}, out_channels={out_channels}, stride={stride}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        block.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
+        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise BlockContractError(
+            f"block {name!r} breaks the block contract: with in_channels={in_channels}, "
+            f"out_channels={out_channels}, stride={stride} it must map [2, {in_channels}, {size}, {size}] "
+            f"to {list(expected)} (N, out_channels, ceil(H/stride), ceil(W/stride)), but returned {got}"
+        )
