@@ -31,6 +31,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0+unknown"
 
 __all__ = [
+    "ResNetClassifier",
     "DuplicatePluginError",
     "PluginError",
     "PluginLoadError",
@@ -49,3 +50,12 @@ __all__ = [
     "register_architecture",
     "register_block",
 ]
+
+
+def __getattr__(name: str):
+    # Lazy, so `import resnet_lightning` (and the registry) does not import Lightning.
+    if name == "ResNetClassifier":
+        from .module import ResNetClassifier
+
+        return ResNetClassifier
+    raise AttributeError(f"module 'resnet_lightning' has no attribute {name!r}")

@@ -1,0 +1,123 @@
+"""``resnet-lightning``: LightningCLI wiring and the console-script entry.
+
+``resnet-lightning fit|validate|test|predict`` is a LightningCLI over
+:class:`ResNetClassifier` and any ``LightningDataModule`` (``--data
+DigitsDataModule``, ``--data CIFAR10DataModule``, or a full class path);
+``resnet-lightning plugins`` lists the installed blocks and architectures.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+from . import data  # noqa: F401  (imports the DataModules so --data finds them by name)
+from .callbacks import RNGStateCheckpoint
+from .models import BlockContractError
+from .module import NonFiniteLossError, ResNetClassifier
+from .registry import PluginError
+
+EXTRA_COMMANDS = {"plugins": "list the installed blocks and architectures and whether each loads"}
+USER_ERRORS = (PluginError, BlockContractError, NonFiniteLossError, data.DataError)
+
+
+class ResNetLightningCLI(LightningCLI):
+    """LightningCLI with the DataModule's shape linked into the model and
+    checkpoints in a fixed directory, so ``--ckpt_path last|best`` find them from
+    a new process."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "data": {"class_path": "resnet_lightning.data.DigitsDataModule"},
+                "checkpoint.dirpath": "checkpoints",
+                "checkpoint.monitor": "val/acc",
+                "checkpoint.mode": "max",
+                "checkpoint.save_last": True,
+                "checkpoint.filename": "best-{epoch:03d}-{step:06d}",
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+
+    def _resolve_best(self) -> None:
+        """Turn ``--ckpt_path best`` into a path in a process that did not run the fit.
+
+        Lightning knows the best checkpoint only in the process that trained; the
+        ``last`` checkpoint records it in its ModelCheckpoint state.
+        """
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") != "best" or self.trainer.checkpoint_callback.best_model_path:
+            return
+        dirpath = Path(self.trainer.checkpoint_callback.dirpath or "checkpoints")
+        last = dirpath / "last.ckpt"
+        if not last.is_file():
+            raise FileNotFoundError(
+                f"--ckpt_path best: no {last} to read the best checkpoint from; run `resnet-lightning fit` "
+                f"with the same --checkpoint.dirpath first, or pass --ckpt_path PATH/TO/FILE.ckpt"
+            )
+        state = torch.load(last, map_location="cpu", weights_only=False)
+        best = next(
+            (s.get("best_model_path") for k, s in state.get("callbacks", {}).items() if k.startswith("ModelCheckpoint")),
+            None,
+        )
+        if not best or not Path(best).is_file():
+            raise FileNotFoundError(f"--ckpt_path best: {last} names no existing best checkpoint (got {best!r})")
+        config["ckpt_path"] = best
+
+    def before_validate(self) -> None:
+        self._resolve_best()
+
+    def before_test(self) -> None:
+        self._resolve_best()
+
+    def before_predict(self) -> None:
+        self._resolve_best()
+
+
+def _print_plugins() -> None:
+    from .plugin_status import format_plugin_table, plugin_statuses
+
+    print(format_plugin_table(plugin_statuses()))
+
+
+def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | None:
+    """Run the command line; ``args`` as a list lets tests drive the real CLI from Python.
+
+    Args:
+        args: Command-line arguments (``sys.argv[1:]`` when None).
+        run: Run the subcommand (False: only parse and instantiate).
+    """
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] == "plugins":
+        _print_plugins()
+        return None
+    try:
+        return ResNetLightningCLI(
+            ResNetClassifier,
+            LightningDataModule,
+            subclass_mode_data=True,
+            trainer_defaults={"callbacks": [RNGStateCheckpoint()]},
+            parser_kwargs={"description": _description()},
+            args=argv,
+            run=run,
+        )
+    except USER_ERRORS as exc:
+        print(f"resnet-lightning: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _description() -> str:
+    extra = "; ".join(f"`resnet-lightning {name}` to {what}" for name, what in EXTRA_COMMANDS.items())
+    return f"Train and compare residual networks with PyTorch Lightning. Also: {extra}."
+
+
+def main() -> None:
+    """Console-script entry: ``resnet-lightning``."""
+    cli_main()

@@ -1,0 +1,178 @@
+"""The LightningModule: training logic only; the network comes from the registry."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+from typing_extensions import override
+
+from .factory import create_model
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class ResNetClassifier(L.LightningModule):
+    """Image classification with any registered architecture and block.
+
+    The network is built by name through the plugin registry, so an outside
+    plugin's architecture or block trains with no change here. Every ``__init__``
+    argument is saved as a hyperparameter: ``ResNetClassifier.load_from_checkpoint(path)``
+    rebuilds the model, plugin included, with no other arguments.
+
+    Args:
+        arch: Architecture name (``resnet-lightning plugins`` lists them).
+        block: Block name, or None for the architecture's default.
+        num_classes: Output classes (linked from the DataModule by the CLI).
+        in_channels: Input image channels (linked from the DataModule by the CLI).
+        arch_kwargs: Extra architecture options, e.g. ``{"depth": 56, "shortcut": "B"}``.
+        optimizer: Optimizer factory; None is the paper's SGD (lr 0.1, momentum 0.9,
+            weight decay 1e-4; He et al. 2015).
+        lr_scheduler: LR scheduler factory (e.g. ``MultiStepLR``, ``CosineAnnealingLR``);
+            None keeps the learning rate constant after warm-up.
+        lr_scheduler_interval: Whether the scheduler steps every ``"epoch"`` or every
+            optimizer ``"step"`` (the paper's milestones are in iterations).
+        warmup: Linear warm-up length, in ``lr_scheduler_interval`` units, from 1% of
+            the learning rate (He et al. 2015 warm ResNet-110 up at lr 0.01). The main
+            schedule starts counting when warm-up ends.
+        label_smoothing: Label smoothing of the cross-entropy (Szegedy et al. 2016).
+        no_weight_decay_on_norm_and_bias: Exclude norm weights and all biases (every
+            parameter with fewer than 2 dimensions) from weight decay.
+        channels_last: Train in ``torch.channels_last`` memory format (faster convs on GPUs).
+        compile: Compile the network with ``torch.compile``; state-dict keys are unchanged.
+    """
+
+    def __init__(
+        self,
+        arch: str = "cifar_resnet20",
+        block: str | None = None,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        arch_kwargs: dict[str, Any] | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
+        warmup: int = 0,
+        label_smoothing: float = 0.0,
+        no_weight_decay_on_norm_and_bias: bool = False,
+        channels_last: bool = False,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {warmup}")
+        self.model = create_model(
+            arch, block=block, num_classes=num_classes, in_channels=in_channels, **(arch_kwargs or {})
+        )
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+
+        metrics = {"acc": MulticlassAccuracy(num_classes, top_k=1)}
+        if num_classes > 5:
+            metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5)
+        metrics = MetricCollection(metrics)
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    @override
+    def configure_model(self) -> None:
+        # nn.Module.compile() compiles in place, so parameter names (and with them
+        # checkpoints) stay as they are, unlike wrapping in torch.compile(model).
+        if self.hparams.compile and not getattr(self, "_compiled", False):
+            self.model.compile()
+            self._compiled = True
+
+    @override
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.model(x)  # (N, num_classes) logits
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        images, labels = batch  # (N, C, H, W), (N,)
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(logits.detach(), labels)
+        # Step-level loss for the progress bar; epoch-level, synced metrics for the rest.
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=stage == "train", on_epoch=True, sync_dist=stage != "train")
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        return loss
+
+    @override
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._shared_step(batch, "train")
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(self._non_finite_message(loss))
+        return loss
+
+    @override
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    @override
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "test")
+
+    @override
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(images).softmax(dim=-1)  # (N, num_classes) class probabilities
+
+    def _non_finite_message(self, loss: torch.Tensor) -> str:
+        lrs = [group["lr"] for group in self.trainer.optimizers[0].param_groups] if self.trainer.optimizers else []
+        precision = self.trainer.precision
+        hint = f"the learning rate is too high (lr={max(lrs):g}; lower it or add --model.warmup)" if lrs else "the learning rate is too high"
+        if precision in ("16-mixed", "16-true", "16"):
+            hint += f", or float16 overflowed (precision={precision}; try bf16-mixed or 32-true)"
+        return (
+            f"training loss became {loss.item()} at global step {self.global_step} "
+            f"(epoch {self.current_epoch}); the likely cause is that {hint}. The run was "
+            f"stopped before this step's update; the last checkpoint written before it is kept."
+        )
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Parameters for the optimizer, with norm weights and biases apart if asked."""
+        if not self.hparams.no_weight_decay_on_norm_and_bias:
+            return [{"params": [p for p in self.parameters() if p.requires_grad]}]
+        decay, no_decay = [], []
+        for p in self.parameters():
+            if p.requires_grad:
+                (decay if p.ndim > 1 else no_decay).append(p)
+        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    @override
+    def configure_optimizers(self) -> Any:
+        groups = self.parameter_groups()
+        if self.optimizer_factory is None:
+            optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=1e-4)
+        else:
+            optimizer = self.optimizer_factory(groups)
+        schedulers = []
+        if self.hparams.warmup:
+            schedulers.append(torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=self.hparams.warmup))
+        if self.scheduler_factory is not None:
+            schedulers.append(self.scheduler_factory(optimizer))
+        if not schedulers:
+            return optimizer
+        if len(schedulers) == 1:
+            scheduler = schedulers[0]
+        else:
+            scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers, milestones=[self.hparams.warmup])
+        config = {"scheduler": scheduler, "interval": self.hparams.lr_scheduler_interval}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = getattr(scheduler, "monitor", "val/loss")
+        return {"optimizer": optimizer, "lr_scheduler": config}
