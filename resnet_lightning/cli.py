@@ -8,6 +8,7 @@ DigitsDataModule``, ``--data CIFAR10DataModule``, or a full class path);
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 import torch
@@ -21,7 +22,10 @@ from .models import BlockContractError
 from .module import NonFiniteLossError, ResNetClassifier
 from .registry import PluginError
 
-EXTRA_COMMANDS = {"plugins": "list the installed blocks and architectures and whether each loads"}
+# Commands beside LightningCLI's fit/validate/test/predict: name -> (module:function(argv), help).
+EXTRA_COMMANDS = {
+    "plugins": ("resnet_lightning.plugin_status:main", "list the installed blocks and architectures and whether each loads"),
+}
 USER_ERRORS = (PluginError, BlockContractError, NonFiniteLossError, data.DataError)
 
 
@@ -37,7 +41,6 @@ class ResNetLightningCLI(LightningCLI):
         parser.set_defaults(
             {
                 "data": {"class_path": "resnet_lightning.data.DigitsDataModule"},
-                "checkpoint.dirpath": "checkpoints",
                 "checkpoint.monitor": "val/acc",
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": True,
@@ -45,6 +48,16 @@ class ResNetLightningCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+
+    def before_instantiate_classes(self) -> None:
+        # One checkpoint directory per (data, arch, block), unless given: runs of
+        # different models do not overwrite each other's last.ckpt, and a later
+        # `test --ckpt_path last|best` with the same config finds the fit's.
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.checkpoint.dirpath is None:
+            data_name = str(config.data.class_path).rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+            run_name = "-".join(str(p) for p in (data_name, config.model.arch, config.model.block) if p)
+            config.checkpoint.dirpath = str(Path("checkpoints") / run_name.replace(":", "_"))
 
     def _resolve_best(self) -> None:
         """Turn ``--ckpt_path best`` into a path in a process that did not run the fit.
@@ -55,7 +68,7 @@ class ResNetLightningCLI(LightningCLI):
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path") != "best" or self.trainer.checkpoint_callback.best_model_path:
             return
-        dirpath = Path(self.trainer.checkpoint_callback.dirpath or "checkpoints")
+        dirpath = Path(self.trainer.checkpoint_callback.dirpath)
         last = dirpath / "last.ckpt"
         if not last.is_file():
             raise FileNotFoundError(
@@ -81,10 +94,9 @@ class ResNetLightningCLI(LightningCLI):
         self._resolve_best()
 
 
-def _print_plugins() -> None:
-    from .plugin_status import format_plugin_table, plugin_statuses
-
-    print(format_plugin_table(plugin_statuses()))
+def _run_extra_command(name: str, argv: list[str]) -> None:
+    module_name, function = EXTRA_COMMANDS[name][0].split(":")
+    getattr(importlib.import_module(module_name), function)(argv)
 
 
 def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | None:
@@ -95,8 +107,12 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
         run: Run the subcommand (False: only parse and instantiate).
     """
     argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] == "plugins":
-        _print_plugins()
+    if argv and argv[0] in EXTRA_COMMANDS:
+        try:
+            _run_extra_command(argv[0], argv[1:])
+        except USER_ERRORS as exc:
+            print(f"resnet-lightning {argv[0]}: error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
         return None
     try:
         return ResNetLightningCLI(
@@ -114,7 +130,7 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
 
 
 def _description() -> str:
-    extra = "; ".join(f"`resnet-lightning {name}` to {what}" for name, what in EXTRA_COMMANDS.items())
+    extra = "; ".join(f"`resnet-lightning {name}` to {what}" for name, (_, what) in EXTRA_COMMANDS.items())
     return f"Train and compare residual networks with PyTorch Lightning. Also: {extra}."
 
 
