@@ -79,9 +79,9 @@ class ResNetClassifier(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
 
-        metrics = {"acc": MulticlassAccuracy(num_classes, top_k=1)}
+        metrics = {"acc": MulticlassAccuracy(num_classes, top_k=1, average="micro")}
         if num_classes > 5:
-            metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5)
+            metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
         metrics = MetricCollection(metrics)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")

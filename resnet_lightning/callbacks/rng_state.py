@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
 from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
 from typing_extensions import override
 
@@ -25,11 +27,21 @@ class RNGStateCheckpoint(L.Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"rng_states": _collect_rng_states(include_cuda=True)}
+        states = _collect_rng_states(include_cuda=True)
+        # NumPy's state holds an ndarray, which torch.load(weights_only=True) refuses:
+        # keep its keys as a tensor so checkpoints stay loadable the safe way.
+        name, keys, *rest = states.pop("numpy", (None, None))
+        if name is not None:
+            states["numpy"] = (name, torch.from_numpy(keys.astype(np.int64)), *rest)
+        return {"rng_states": states}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._pending = state_dict.get("rng_states")
+        states = dict(state_dict.get("rng_states") or {})
+        if "numpy" in states:
+            name, keys, *rest = states["numpy"]
+            states["numpy"] = (name, keys.numpy().astype(np.uint32), *rest)
+        self._pending = states or None
 
     @override
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

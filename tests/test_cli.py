@@ -1,0 +1,171 @@
+"""The real `resnet-lightning` command, end to end on the CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_lightning.cli import cli_main
+
+ROOT = Path(__file__).resolve().parents[1]
+DIGITS = str(ROOT / "configs" / "digits.yaml")
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--trainer.logger", "false"]
+TINY_MODEL = ["--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth: 8}"]
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """``python -m resnet_lightning ARGS`` in a fresh process (how DDP relaunches it too)."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "resnet_lightning", *args],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.mark.slow
+def test_digits_main_job_fit_then_test_reaches_97_percent(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    fit = cli_main(["fit", "--config", DIGITS, *QUIET])
+    ckpt_dir = tmp_path / "checkpoints" / "digits-cifar_resnet20"
+    assert (ckpt_dir / "last.ckpt").is_file()
+    assert Path(fit.trainer.checkpoint_callback.best_model_path).parent == ckpt_dir
+
+    # A new CLI (as a new process would be) finds the best checkpoint through last.ckpt.
+    test = cli_main(["test", "--config", DIGITS, "--ckpt_path", "best", *QUIET])
+    assert test.trainer.ckpt_path == fit.trainer.checkpoint_callback.best_model_path
+    accuracy = test.trainer.callback_metrics["test/acc"].item()
+    assert accuracy >= 0.97, f"digits test accuracy {accuracy:.4f} < 0.97"
+
+
+def test_print_config_shows_the_composed_config(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--config", DIGITS, "--config", str(ROOT / "configs/model/cifar_resnet56.yaml"), "--print_config"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "arch: cifar_resnet56" in printed  # the later config wins
+    assert "milestones" in printed and "DigitsDataModule" in printed
+
+
+def test_every_config_parses(tmp_path) -> None:
+    data = sorted((ROOT / "configs" / "data").glob("*.yaml"))
+    models = sorted((ROOT / "configs" / "model").glob("*.yaml"))
+    trainers = sorted((ROOT / "configs" / "trainer").glob("*.yaml"))
+    assert data and models and trainers
+    for model in models:
+        for config in ([data[0], model, trainers[0]], [model]):
+            args = ["fit", *[a for c in config for a in ("--config", str(c))], "--print_config"]
+            with pytest.raises(SystemExit) as exit_info:
+                cli_main(args)
+            assert exit_info.value.code == 0, config
+
+
+def test_unknown_architecture_is_one_readable_line(tmp_path) -> None:
+    result = run_cli("fit", "--model.arch", "resnet5O", "--trainer.fast_dev_run", "true", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "unknown architecture 'resnet5O'; did you mean 'resnet50'?" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_option_value_names_the_option(tmp_path) -> None:
+    result = run_cli("fit", "--trainer.max_epochs", "many", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "max_epochs" in result.stderr and "many" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_dataset_names_the_path(tmp_path) -> None:
+    missing = tmp_path / "no-such-dir"
+    result = run_cli(
+        "fit", "--data", "CIFAR10DataModule", "--data.data_dir", str(missing), "--trainer.fast_dev_run", "true",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert str(missing) in result.stderr and "download" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bf16_mixed_on_cpu(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cli = cli_main(["fit", *TINY_MODEL, "--trainer.precision", "bf16-mixed", "--trainer.max_steps", "3",
+                    "--trainer.limit_val_batches", "1", "--trainer.accelerator", "cpu", *QUIET])
+    plugin = cli.trainer.precision_plugin
+    assert cli.trainer.precision == "bf16-mixed" and plugin._desired_input_dtype == torch.bfloat16
+    assert cli.trainer.global_step == 3
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss_step"])
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_split_the_data(tmp_path) -> None:
+    result = run_cli(
+        "fit", *TINY_MODEL, "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+        "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "2", *QUIET,
+        "--checkpoint.dirpath", str(tmp_path / "ckpt"), cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MEMBER: 2/2" in result.stderr + result.stdout
+    checkpoint = torch.load(tmp_path / "ckpt" / "last.ckpt", map_location="cpu", weights_only=False)
+    # Each of the 2 ranks sees half of the digits training split: half the steps of one process.
+    single = cli_main(["fit", *TINY_MODEL, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "0",
+                       "--trainer.accelerator", "cpu", *QUIET, "--checkpoint.dirpath", str(tmp_path / "single")],
+                      run=False)
+    steps_single = len(_train_loader(single))
+    assert checkpoint["global_step"] == -(-steps_single // 2) or checkpoint["global_step"] == steps_single // 2 + 1
+
+
+def _train_loader(cli) -> torch.utils.data.DataLoader:
+    cli.datamodule.setup("fit")
+    return cli.datamodule.train_dataloader()
+
+
+KILLER = """
+import os, signal
+import lightning as L
+
+class KillAtStep(L.Callback):
+    '''SIGKILL this process once training reaches `step`: no cleanup, no final checkpoint.'''
+    def __init__(self, step: int):
+        self.step = step
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(tmp_path) -> None:
+    (tmp_path / "killer.py").write_text(KILLER)
+    (tmp_path / "kill.yaml").write_text(
+        "trainer:\n  callbacks:\n    - class_path: killer.KillAtStep\n      init_args: {step: 30}\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path)}
+    common = ["fit", "--config", DIGITS, *TINY_MODEL, "--trainer.max_epochs", "3", *QUIET]
+
+    reference = run_cli(*common, "--checkpoint.dirpath", "reference", cwd=tmp_path, env=env)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    killed = run_cli(*common, "--checkpoint.dirpath", "resumed", "--config", "kill.yaml", cwd=tmp_path, env=env)
+    assert killed.returncode == -9  # SIGKILL: the process really died mid-epoch
+    interrupted = torch.load(tmp_path / "resumed" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert 0 < interrupted["global_step"] < 30
+
+    resumed = run_cli(*common, "--checkpoint.dirpath", "resumed", "--ckpt_path", "last", cwd=tmp_path, env=env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    expected = torch.load(tmp_path / "reference" / "last.ckpt", map_location="cpu", weights_only=False)
+    actual = torch.load(tmp_path / "resumed" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert actual["global_step"] == expected["global_step"]
+    for name, tensor in expected["state_dict"].items():
+        torch.testing.assert_close(actual["state_dict"][name], tensor, rtol=0, atol=0, msg=name)
+
+
+def test_console_script_and_module_entry(tmp_path) -> None:
+    script = Path(sys.executable).with_name("resnet-lightning")
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "fit" in result.stdout and "resnet-lightning plugins" in result.stdout
+    module = run_cli("fit", "--help", cwd=tmp_path)
+    assert module.returncode == 0 and "--model.arch" in module.stdout and "--checkpoint.dirpath" in module.stdout
