@@ -120,6 +120,9 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
             LightningDataModule,
             subclass_mode_data=True,
             trainer_defaults={"callbacks": [RNGStateCheckpoint()]},
+            # Each logger version has its own directory; without a logger, `test` after
+            # `fit` writes its config where the fit's was.
+            save_config_kwargs={"overwrite": True},
             parser_kwargs={"description": _description()},
             args=argv,
             run=run,

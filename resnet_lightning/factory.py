@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import inspect
+import re
+from collections.abc import Callable
 from typing import Any
 
 from torch import nn
@@ -42,12 +45,79 @@ def create_model(
         try:
             signature.bind(**arguments)
         except TypeError as exc:
-            accepted = ", ".join(p for p in signature.parameters if p not in ("args", "kwargs"))
-            raise TypeError(f"architecture {arch!r} rejects the arguments {sorted(arguments)}: {exc}. It accepts: {accepted}") from None
-    model = builder(**arguments)
+            raise _rejected(arch, builder, arguments, exc) from None
+    try:
+        model = builder(**arguments)
+    except TypeError as exc:
+        # A builder taking **kwargs passes them on (the built-ins to ResNet), so a
+        # misspelt option fails one call deeper; name the architecture all the same.
+        match = _UNEXPECTED.search(str(exc))
+        error = None if match is None else _rejected(arch, builder, arguments, exc, callee=match["callee"])
+        if error is None:  # not an option of the architecture's (a block's own TypeError, say)
+            raise
+        raise error from exc
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"architecture {arch!r} returned {type(model).__name__}, not a torch.nn.Module; "
             "an architecture must return the model"
         )
     return model
+
+
+_UNEXPECTED = re.compile(r"(?:(?P<callee>[\w.]+)\(\) )?got an unexpected keyword argument '(?P<name>\w+)'")
+
+
+def _rejected(
+    arch: str, builder: Callable[..., Any], arguments: dict[str, Any], exc: TypeError, callee: str | None = None
+) -> TypeError | None:
+    """A TypeError naming the architecture, what it rejected and the keywords it accepts.
+
+    None when ``exc`` came from deeper down (say a block refusing ``shortcut``): the
+    refused keyword is not one of the caller's or one the architecture accepts.
+    """
+    accepted = _keywords(builder, keyword_only=False)
+    if callee is not None:
+        # The keywords went on through **kwargs: add the keyword-only options of each
+        # function they passed through and of the callee that refused one
+        # (cifar_resnet20 -> cifar_resnet -> ResNet.__init__), each found by name.
+        tb, names = exc.__traceback__, {}
+        while tb is not None:
+            code, names = tb.tb_frame.f_code, tb.tb_frame.f_globals
+            function = _lookup(getattr(code, "co_qualname", code.co_name), names)
+            if getattr(function, "__code__", None) is code:
+                accepted += _keywords(function, keyword_only=True)
+            tb = tb.tb_next
+        accepted += _keywords(_lookup(callee, names), keyword_only=True)
+    # block_name is set by the builders themselves, never by the caller.
+    accepted = [name for name in dict.fromkeys(accepted) if name != "block_name"]
+    match = _UNEXPECTED.search(str(exc))
+    if callee is not None and (match is None or match["name"] not in arguments or match["name"] in accepted):
+        return None
+    if match is not None and match["name"] in arguments:
+        message = f"architecture {arch!r} does not accept {match['name']}={arguments[match['name']]!r} ({exc})."
+        if close := difflib.get_close_matches(match["name"], accepted, n=1):
+            message += f" Did you mean {close[0]!r}?"
+    else:
+        message = f"architecture {arch!r} rejects the arguments {sorted(arguments)}: {exc}."
+    return TypeError(f"{message} It accepts: {', '.join(accepted) or 'no keyword arguments'}")
+
+
+def _keywords(function: Any, keyword_only: bool) -> list[str]:
+    """Names ``function`` takes by keyword (only the keyword-only ones if asked); [] if unknown."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    kinds = {inspect.Parameter.KEYWORD_ONLY}
+    if not keyword_only:
+        kinds.add(inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in parameters if p.kind in kinds and p.name != "self"]
+
+
+def _lookup(qualname: str, names: dict[str, Any]) -> Any:
+    """``"ResNet.__init__"`` in a module's globals, or None."""
+    first, *rest = qualname.split(".")
+    found = names.get(first)
+    for part in rest:
+        found = getattr(found, part, None)
+    return found

@@ -122,7 +122,7 @@ def _allowed_distributions() -> set[str] | None:
         return None
     if value.lower() in ("none", "0", "off", "false"):
         return {CORE_DISTRIBUTION}
-    return {CORE_DISTRIBUTION} | {_normalize(d) for d in value.split(",") if d.strip()}
+    return {CORE_DISTRIBUTION} | {_normalize(d.strip()) for d in value.split(",") if d.strip()}
 
 
 def _spec(kind: str, ep: EntryPoint) -> PluginSpec:

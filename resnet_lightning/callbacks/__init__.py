@@ -1,5 +1,24 @@
-"""Lightning callbacks: resumability, diagnostics and logging helpers."""
+"""Lightning callbacks: resumability, diagnostics and logging helpers.
 
+The diagnostics are logger-agnostic: scalars go through ``logger.log_metrics``,
+figures and tables to W&B media when the logger is W&B and to PNG/CSV files in
+the log directory otherwise (see :mod:`resnet_lightning.tracking.outputs`).
+"""
+
+from .error_rate import ErrorRateMonitor
+from .gradient_flow import GradientFlowMonitor
+from .model_summary import ArchitectureSummary, model_summary
+from .residual_stats import ResidualBranchMonitor, residual_ratios
 from .rng_state import RNGStateCheckpoint
+from .test_report import TestReport
 
-__all__ = ["RNGStateCheckpoint"]
+__all__ = [
+    "ArchitectureSummary",
+    "ErrorRateMonitor",
+    "GradientFlowMonitor",
+    "RNGStateCheckpoint",
+    "ResidualBranchMonitor",
+    "TestReport",
+    "model_summary",
+    "residual_ratios",
+]

@@ -117,7 +117,8 @@ class PlainBlock(BasicBlock):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, **kwargs: Any) -> None:
         kwargs.pop("drop_path_rate", None)
-        super().__init__(in_channels, out_channels, stride, **kwargs)
+        kwargs.pop("shortcut", None)  # ignored: option "A" could not even be built where channels shrink
+        super().__init__(in_channels, out_channels, stride, shortcut="B", **kwargs)
         self.downsample = None
         self.drop_path = nn.Identity()
 

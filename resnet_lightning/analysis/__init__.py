@@ -1,0 +1,28 @@
+"""Analyses of trained and untrained residual networks, reproducing published findings.
+
+* :mod:`.lesion` — delete blocks from a trained network (Veit et al. 2016).
+* :mod:`.shattered` — input gradients along a line at initialisation (Balduzzi et al. 2017).
+* :mod:`.degradation` — error curves of plain vs residual nets at two depths (He et al. 2015).
+* :mod:`.gradient_flow` — finished runs' gradient norm per block, side by side.
+
+``resnet-lightning analyze lesion|shattered|degradation|gradient_flow`` runs them (:mod:`.command`).
+Nothing here imports Lightning except the command that loads checkpoints and data.
+"""
+
+from .blocks import find_network, has_shortcut, residual_blocks, shortcut_path
+from .lesion import LesionResult, lesion_study, plot_lesion
+from .shattered import LineNet, ShatteredResult, plot_shattered, shattered_gradients
+
+__all__ = [
+    "LesionResult",
+    "LineNet",
+    "ShatteredResult",
+    "find_network",
+    "has_shortcut",
+    "lesion_study",
+    "plot_lesion",
+    "plot_shattered",
+    "residual_blocks",
+    "shattered_gradients",
+    "shortcut_path",
+]

@@ -1,0 +1,107 @@
+"""What was trained, in numbers a run table can sort by: size, cost, depth, provenance."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+from torch import nn
+from typing_extensions import override
+
+from ..analysis.blocks import find_network, residual_blocks
+from ..models import count_macs, count_parameters
+from ..registry import list_plugins
+from ..tracking.outputs import report_dir
+
+
+def weighted_depth(network: nn.Module) -> int:
+    """Convolution and linear layers outside shortcuts: the "depth" of He et al. 2015.
+
+    ResNet-20 has 19 convolutions on its main path and one linear layer: 20.
+    Projection shortcuts (``downsample``) are not counted; gating layers of
+    highway-style blocks are.
+    """
+    return sum(
+        1 for name, m in network.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and "downsample" not in name.split(".")
+    )
+
+
+def plugin_origin(kind: str, name: str | None) -> str | None:
+    """``"distribution version"`` of the plugin registered as ``name``, if any."""
+    if not name:
+        return None
+    for spec in list_plugins(kind):  # type: ignore[arg-type]
+        if spec.name == name or spec.qualified_name == name:
+            return f"{spec.distribution} {spec.version}".strip()
+    return None
+
+
+def model_summary(pl_module: L.LightningModule, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Parameter count, MACs at ``input_shape`` (one sample), depth, block type and plugin origin.
+
+    Args:
+        pl_module: The LightningModule (``ResNetClassifier`` or any with a network inside).
+        input_shape: One sample's shape ``(C, H, W)``.
+    """
+    network = find_network(pl_module) or getattr(pl_module, "model", pl_module)
+    hparams: Any = getattr(pl_module, "hparams", {})
+    arch = hparams.get("arch")
+    block = getattr(network, "block_name", None) or hparams.get("block")
+    try:
+        macs: int | None = count_macs(network, (1, *input_shape))
+    except Exception:  # a compiled or exotic model the FLOP counter cannot trace: no number beats a crash
+        macs = None
+    return {
+        "parameters": count_parameters(network),
+        "trainable_parameters": count_parameters(network, trainable_only=True),
+        "macs": macs,
+        "input_size": list(input_shape),
+        "depth": weighted_depth(network),
+        "num_blocks": len(residual_blocks(network)),
+        "arch": arch,
+        "block": block,
+        "arch_plugin": plugin_origin("architecture", arch),
+        "block_plugin": plugin_origin("block", block),
+    }
+
+
+class ArchitectureSummary(L.Callback):
+    """At the first training batch, log the model summary as ``model_summary.*`` hyperparameters.
+
+    The parameter count, MACs and depth are also logged as metrics ``model/parameters``,
+    ``model/macs`` and ``model/depth`` (at step 0), so dashboards can plot them.
+
+    The input size is the first batch's (one sample), so MACs are those of the
+    images actually trained on. Printed once, written to ``model_summary.json``
+    in the report directory, and logged to every logger's config.
+    """
+
+    def __init__(self) -> None:
+        self.summary: dict[str, Any] | None = None
+
+    @override
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if self.summary is not None:
+            return
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        self.summary = model_summary(pl_module, tuple(images.shape[1:]))
+        if not trainer.is_global_zero:
+            return
+        s = self.summary
+        macs = f"{s['macs'] / 1e6:.2f} M" if s["macs"] is not None else "n/a"
+        rank_zero_info(
+            f"model: {s['arch']} ({s['arch_plugin']}), block {s['block']} ({s['block_plugin']}), depth {s['depth']}, "
+            f"{s['num_blocks']} blocks, {s['parameters']:,} parameters, {macs} MACs per {'x'.join(map(str, s['input_size']))} input"
+        )
+        # As config (to filter and group runs) and the numbers also as metrics, which
+        # dashboards can plot against accuracy (model/parameters, model/macs, model/depth).
+        numbers = {f"model/{k}": s[k] for k in ("parameters", "macs", "depth") if s[k] is not None}
+        for logger in trainer.loggers:
+            logger.log_hyperparams({f"model_summary.{k}": v for k, v in s.items()})
+            logger.log_metrics(numbers, step=trainer.global_step)
+        directory = report_dir(trainer)
+        if directory is not None:
+            (directory / "model_summary.json").write_text(json.dumps(s, indent=2))

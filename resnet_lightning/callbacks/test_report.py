@@ -1,0 +1,155 @@
+"""At test time: the confusion matrix and a few misclassified images."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics.classification import MulticlassConfusionMatrix
+from typing_extensions import override
+
+from ..tracking.outputs import report_dir, save_figure, save_table, wandb_logger
+
+
+class TestReport(L.Callback):
+    """Confusion matrix (torchmetrics, synced across DDP ranks) and misclassified samples.
+
+    The model's logits are read by a forward hook on the LightningModule during
+    ``test_step``, so nothing is computed twice. With a WandbLogger the matrix is
+    logged as ``test/confusion_matrix`` (image) and ``test/confusion_matrix_table``
+    (actual, predicted, count), the samples as ``test/misclassified`` (a table of
+    images with label, prediction and confidence); with any logger the same go to
+    ``confusion_matrix.png/.csv`` and ``misclassified.png/.csv``.
+
+    Args:
+        num_misclassified: How many misclassified samples to keep (the first ones seen).
+        class_names: Names of the classes (default: the DataModule's ``classes``, else 0..K-1).
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, num_misclassified: int = 16, class_names: list[str] | None = None) -> None:
+        self.num_misclassified = num_misclassified
+        self.class_names = class_names
+        self.confusion: torch.Tensor | None = None  # (K, K) rows = actual, columns = predicted
+        self._metric: MulticlassConfusionMatrix | None = None
+        self._logits: torch.Tensor | None = None
+        self._handle: Any = None
+        self._samples: list[tuple[torch.Tensor, int, int, float]] = []
+
+    @override
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        num_classes = pl_module.hparams.get("num_classes")
+        if not num_classes:
+            raise ValueError(
+                f"TestReport needs the number of classes from {type(pl_module).__name__}.hparams.num_classes "
+                f"(got {num_classes!r}); call save_hyperparameters() with a num_classes argument"
+            )
+        self._metric = MulticlassConfusionMatrix(int(num_classes)).to(pl_module.device)
+        self._samples = []
+
+        def keep_logits(module: Any, inputs: Any, output: torch.Tensor) -> None:
+            self._logits = output.detach()
+
+        self._handle = pl_module.register_forward_hook(keep_logits)
+
+    @override
+    def on_test_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if self._logits is None or self._metric is None:
+            return
+        images, labels = batch  # (N, C, H, W), (N,)
+        logits, self._logits = self._logits, None
+        self._metric.update(logits, labels)
+        if len(self._samples) < self.num_misclassified:
+            probabilities = logits.float().softmax(dim=-1)  # (N, K)
+            confidence, predicted = probabilities.max(dim=-1)
+            for i in torch.nonzero(predicted != labels).flatten().tolist()[: self.num_misclassified - len(self._samples)]:
+                self._samples.append((images[i].detach().cpu(), int(labels[i]), int(predicted[i]), float(confidence[i])))
+
+    @override
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        if self._metric is None:
+            return
+        self.confusion = self._metric.compute().cpu()  # all-reduced over ranks
+        if report_dir(trainer) is None:
+            return
+        names = self.class_names or [str(c) for c in getattr(trainer.datamodule, "classes", [])] or [
+            str(i) for i in range(self.confusion.shape[0])
+        ]
+        rows = [[names[a], names[p], int(self.confusion[a, p])] for a in range(len(names)) for p in range(len(names))]
+        save_table(trainer, "test/confusion_matrix_table", ["actual", "predicted", "count"], rows, "confusion_matrix.csv")
+        save_figure(trainer, "test/confusion_matrix", plot_confusion_matrix(self.confusion, names), "confusion_matrix.png")
+        if self._samples:
+            self._report_samples(trainer, names)
+
+    def _report_samples(self, trainer: L.Trainer, names: list[str]) -> None:
+        columns = ["index", "label", "predicted", "confidence"]
+        rows = [[i, names[a], names[p], round(c, 4)] for i, (_, a, p, c) in enumerate(self._samples)]
+        wandb_rows = None
+        if wandb_logger(trainer) is not None:
+            import wandb
+
+            columns = ["image", *columns]
+            wandb_rows = [[wandb.Image(_displayable(img)), *row] for (img, *_), row in zip(self._samples, rows)]
+            rows = [["", *row] for row in rows]
+        save_table(trainer, "test/misclassified", columns, rows, "misclassified.csv", wandb_rows=wandb_rows)
+        save_figure(trainer, "test/misclassified_grid", plot_samples(self._samples, names), "misclassified.png")
+
+
+def _displayable(image: torch.Tensor) -> Any:
+    """A normalised (C, H, W) tensor as an (H, W[, C]) array in [0, 1] for display."""
+    image = image.float()
+    image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)
+    array = image.permute(1, 2, 0).numpy()
+    return array[..., 0] if array.shape[-1] == 1 else array
+
+
+def plot_confusion_matrix(confusion: torch.Tensor, names: list[str]) -> Any:
+    """A heat map of counts, rows = actual class, columns = predicted class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(names)
+    figure, axes = plt.subplots(figsize=(1.0 + 0.45 * k, 0.8 + 0.45 * k))
+    axes.imshow(confusion.numpy(), cmap="Blues")
+    if k <= 20:
+        axes.set_xticks(range(k), names, rotation=90 if k > 10 else 0)
+        axes.set_yticks(range(k), names)
+        threshold = confusion.max().item() / 2
+        for a in range(k):
+            for p in range(k):
+                value = int(confusion[a, p])
+                axes.text(p, a, str(value), ha="center", va="center", fontsize=7,
+                          color="white" if value > threshold else "black")
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("actual")
+    axes.set_title("test confusion matrix")
+    return figure
+
+
+def plot_samples(samples: list[tuple[torch.Tensor, int, int, float]], names: list[str]) -> Any:
+    """A grid of images titled ``label → prediction (confidence)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(8, len(samples))
+    rows = (len(samples) + cols - 1) // cols
+    figure, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (image, actual, predicted, confidence) in zip(axes.flat, samples):
+        array = _displayable(image)
+        ax.imshow(array, cmap="gray" if array.ndim == 2 else None)
+        ax.set_title(f"{names[actual]}→{names[predicted]} ({confidence:.2f})", fontsize=8)
+    figure.suptitle("misclassified test samples (label → prediction)")
+    return figure

@@ -1,0 +1,265 @@
+"""What every DataModule here shares: loader settings, and in-memory image arrays.
+
+Two layers, kept apart on purpose:
+
+* ``BaseDataModule`` turns ``train_set`` / ``val_set`` / ``test_set`` into DataLoaders.
+* ``ArrayDataModule`` (MNIST, CIFAR) first *loads arrays* (uint8 images, int64 labels,
+  the whole dataset in memory), then *makes datasets* from them. A later ``on_device``
+  mode can take the same arrays to the accelerator and augment whole batches there,
+  without touching how files are read.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from typing_extensions import override
+
+from resnet_lightning.data.errors import DataConfigError, DataError
+from resnet_lightning.data.staging import stage_into_place
+
+
+class BaseDataModule(LightningDataModule):
+    """DataLoaders over ``train_set``, ``val_set`` and ``test_set``, which ``setup`` fills.
+
+    Subclasses set ``num_classes`` and ``in_channels`` in ``__init__`` (the CLI links
+    them into the model before ``setup`` runs) and build the three datasets in ``setup``.
+    Predicting uses the test set.
+
+    Args:
+        batch_size: Samples per batch, per device.
+        num_workers: Loader worker processes; 0 loads in the main process.
+        pin_memory: Page-locked host memory for faster copies to a GPU. ``None`` means
+            "when CUDA is available".
+        persistent_workers: Keep workers alive between epochs. ``None`` means "when
+            ``num_workers > 0``" (it is an error without workers).
+    """
+
+    num_classes: int
+    in_channels: int
+
+    def __init__(
+        self,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool | None,
+        persistent_workers: bool | None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise DataConfigError(f"batch_size={batch_size} must be a positive integer, e.g. --data.batch_size 128")
+        if num_workers < 0:
+            raise DataConfigError(f"num_workers={num_workers} must be 0 (load in the main process) or more")
+        if persistent_workers and num_workers == 0:
+            raise DataConfigError(
+                "persistent_workers=True needs worker processes but num_workers=0; "
+                "set --data.num_workers to 1 or more, or leave persistent_workers unset"
+            )
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = num_workers > 0 if persistent_workers is None else persistent_workers
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+        self.test_set: Dataset | None = None
+
+    def _loader(self, dataset: Dataset | None, split: str, shuffle: bool) -> DataLoader:
+        if dataset is None:
+            raise DataError(f"{type(self).__name__} has no {split} set yet; call setup() before asking for its loader")
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+        )
+
+    @override
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, "train", shuffle=True)
+
+    @override
+    def val_dataloader(self) -> DataLoader | list:
+        # val_size=0 trains on everything; an empty list tells Lightning to skip
+        # validation (it warns once that the list is empty), where a loader over an
+        # empty dataset would run zero batches and log nothing, every epoch.
+        if self.val_set is not None and len(self.val_set) == 0:
+            return []
+        return self._loader(self.val_set, "val", shuffle=False)
+
+    @override
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, "test", shuffle=False)
+
+    @override
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set, "test", shuffle=False)
+
+
+class ArrayDataset(Dataset):
+    """Images held in memory as one uint8 tensor, transformed one sample at a time.
+
+    Args:
+        images: ``(N, C, H, W)`` uint8.
+        labels: ``(N,)`` int64.
+        transform: Applied to each ``(C, H, W)`` uint8 image; it must return float32.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor, transform: Callable[[Tensor], Tensor]) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels; they must pair up one to one")
+        self.images = images
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.transform(self.images[index]), self.labels[index]
+
+
+def split_indices(n: int, holdout: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Shuffle ``range(n)`` with ``seed`` and cut off the last ``holdout`` indices.
+
+    Returns:
+        ``(kept, held_out)``, each sorted so datasets keep the on-disk order.
+    """
+    if not 0 <= holdout < n:
+        raise DataConfigError(
+            f"val_size={holdout} must be between 0 and {n - 1}: the training file holds {n} images "
+            f"and at least one must stay for training"
+        )
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[: n - holdout].sort().values, order[n - holdout :].sort().values
+
+
+def check_labels(labels: Tensor, num_classes: int, source: Path) -> None:
+    """Raise a ``DataError`` naming ``source`` if a label is outside ``[0, num_classes)``."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        raise DataError(
+            f"{source} has label {int(labels[bad][0])} at position {int(bad.nonzero()[0])}, but labels must be "
+            f"in 0..{num_classes - 1}; the file is corrupt or belongs to another dataset. "
+            "Delete it and download again with --data.download true"
+        )
+
+
+class ArrayDataModule(BaseDataModule):
+    """A torchvision-downloadable dataset small enough to hold in memory (MNIST, CIFAR).
+
+    Subclasses describe the files (``folder_name``, ``files``), how to fetch them
+    (``_download``), how to read them (``load_arrays``) and the per-sample
+    ``train_transform`` / ``eval_transform``. This class does the rest: the download
+    that never leaves a half-written folder, the clear error when files are missing,
+    the seeded train/val split, and the datasets.
+
+    Args:
+        data_dir: Directory holding ``folder_name``.
+        download: Fetch the dataset into ``data_dir`` in ``prepare_data`` if it is missing.
+        val_size: Images moved from the training file into the validation set.
+        seed: Seed for the train/val split (independent of the global training seed,
+            so changing that does not move images between the two sets).
+        batch_size: See ``BaseDataModule``.
+        num_workers: See ``BaseDataModule``.
+        pin_memory: See ``BaseDataModule``.
+        persistent_workers: See ``BaseDataModule``.
+    """
+
+    folder_name: str
+    files: Sequence[str]
+    train_transform: Callable[[Tensor], Tensor]
+    eval_transform: Callable[[Tensor], Tensor]
+
+    def __init__(
+        self,
+        data_dir: str,
+        download: bool,
+        val_size: int,
+        seed: int,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool | None,
+        persistent_workers: bool | None,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        if val_size < 0:
+            raise DataConfigError(f"val_size={val_size} must be 0 (no validation set) or more")
+        self.data_dir = Path(data_dir).expanduser()
+        self.download = download
+        self.val_size = val_size
+        self.seed = seed
+
+    @property
+    def folder(self) -> Path:
+        """Where the dataset's files live: ``data_dir / folder_name``."""
+        return self.data_dir / self.folder_name
+
+    def missing_files(self) -> list[str]:
+        """The expected files (relative to ``folder``) that are not there."""
+        return [name for name in self.files if not (self.folder / name).is_file()]
+
+    @abstractmethod
+    def _download(self, root: Path) -> None:
+        """Download into ``root``, leaving the finished dataset at ``root / folder_name``."""
+
+    @abstractmethod
+    def load_arrays(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Read ``folder``: train images, train labels, test images, test labels.
+
+        Images are uint8 ``(N, C, H, W)``, labels int64 ``(N,)``. Raises ``DataError``
+        naming the file when one is truncated or corrupt.
+        """
+
+    @override
+    def prepare_data(self) -> None:
+        missing = self.missing_files()
+        if not self.download or not missing:
+            return
+        if self.folder.exists():
+            # Not ours: our downloads appear complete or not at all. Downloading over
+            # it would mix two copies, so let the user decide what it is.
+            raise DataError(
+                f"{self.folder} exists but is incomplete (missing {', '.join(missing)}). It was not written by "
+                f"a finished download; delete it and run again to download a fresh copy into {self.data_dir}"
+            )
+        try:
+            stage_into_place(self.folder, self._download)
+        except Exception as err:
+            raise DataError(
+                f"downloading {self.folder_name} into {self.data_dir} failed ({type(err).__name__}: {err}); nothing "
+                f"was written to {self.folder}. Check the network, or fetch the files on another machine and copy "
+                f"them to {self.folder} ({', '.join(self.files)})"
+            ) from err
+
+    @override
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return  # loaded for an earlier stage; the arrays cover all of them
+        missing = self.missing_files()
+        if missing:
+            hint = (
+                "the download did not produce them; delete the folder and try again"
+                if self.download
+                else "pass download=True (--data.download true) to fetch them"
+            )
+            raise DataError(
+                f"{self.folder_name} not found: {self.folder} is missing {', '.join(missing)}. "
+                f"Either {hint}, or point data_dir (--data.data_dir) at the directory that contains "
+                f"{self.folder_name}{os.sep}"
+            )
+        train_images, train_labels, test_images, test_labels = self.load_arrays()
+        kept, held_out = split_indices(len(train_labels), self.val_size, self.seed)
+        self.train_set = ArrayDataset(train_images[kept], train_labels[kept], self.train_transform)
+        # The validation images come out of the training file but are evaluated like
+        # test images: eval_transform, never the training augmentation.
+        self.val_set = ArrayDataset(train_images[held_out], train_labels[held_out], self.eval_transform)
+        self.test_set = ArrayDataset(test_images, test_labels, self.eval_transform)

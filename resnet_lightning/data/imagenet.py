@@ -1,0 +1,231 @@
+"""ImageNet (ILSVRC-2012) or any image-classification tree in the ImageFolder layout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import datasets
+from torchvision.datasets import imagenet as tv_imagenet
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.transforms import v2
+from typing_extensions import override
+
+from resnet_lightning.data.base import BaseDataModule
+from resnet_lightning.data.errors import DataConfigError, DataError
+from resnet_lightning.data.staging import stage_into_place
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+# torchvision's names for the official archives, which it checks by md5 before extracting.
+ARCHIVES = {split: name for split, (name, _md5) in tv_imagenet.ARCHIVE_META.items()}
+
+
+class ImageNetDataModule(BaseDataModule):
+    """ImageNet as ``(N, 3, image_size, image_size)`` float32, normalised.
+
+    Reads ``data_dir/train/<class>/*`` and ``data_dir/val/<class>/*`` (any
+    ImageFolder tree: ImageNet, a subset of it, or another dataset; classes are the
+    sorted folder names). If instead ``data_dir`` holds the official archives
+    (``ILSVRC2012_img_train.tar``, ``ILSVRC2012_img_val.tar``,
+    ``ILSVRC2012_devkit_t12.tar.gz``), ``prepare_data`` extracts them once, through
+    ``torchvision.datasets.ImageNet``'s md5-checked parsers, into that same layout
+    plus ``meta.bin``; the data is then read with ``torchvision.datasets.ImageNet``.
+
+    Training uses RandomResizedCrop(image_size) and a horizontal flip (the scale
+    augmentation of Szegedy et al. 2015, as in torchvision's ResNet recipe);
+    evaluation resizes the shorter side to ``image_size * 256 / 224`` and takes the
+    centre crop (He et al. 2015's single-crop 224 from 256). The validation set is
+    ImageNet's val split, which is also the test set (the test labels were never
+    released).
+
+    Args:
+        data_dir: Directory with ``train/`` and ``val/`` class folders, or the ILSVRC-2012 archives.
+        image_size: Side of the square crops fed to the model.
+        num_classes: Number of classes. ``None``: the number of class folders in
+            ``data_dir/train``, or 1000 (ILSVRC-2012) before it exists. If given, it
+            must match the class folders.
+        batch_size: Samples per batch, per device (He et al. 2015: 256 in all).
+        num_workers: Loader worker processes; JPEG decoding needs several per GPU.
+        pin_memory: Page-locked memory for faster GPU copies; ``None``: when CUDA is available.
+        persistent_workers: Keep workers between epochs; ``None``: when ``num_workers > 0``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data/imagenet",
+        image_size: int = 224,
+        num_classes: int | None = None,
+        batch_size: int = 32,
+        num_workers: int = 8,
+        pin_memory: bool | None = None,
+        persistent_workers: bool | None = None,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        if image_size < 1:
+            raise DataConfigError(f"image_size={image_size} must be a positive number of pixels, e.g. 224")
+        self.save_hyperparameters()
+        self.data_dir = Path(data_dir).expanduser()
+        self.image_size = image_size
+        self.in_channels = 3
+        self.class_names: list[str] | None = None  # set by setup()
+        # Known here, before setup, because the CLI builds the model from it.
+        found = _class_folders(self.data_dir / "train") if (self.data_dir / "train").is_dir() else None
+        if found == []:
+            raise DataError(
+                f"{self.data_dir / 'train'} has no class folders; expected {self.data_dir}/train/<class>/<image> "
+                "(one folder per class)"
+            )
+        if found is not None and num_classes is not None and num_classes != len(found):
+            raise DataConfigError(
+                f"num_classes={num_classes} but {self.data_dir / 'train'} has {len(found)} class folders; "
+                "leave --data.num_classes unset to use the folders, or point --data.data_dir elsewhere"
+            )
+        self.num_classes = len(found) if found is not None else num_classes or 1000
+        normalize = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        self.train_transform = v2.Compose(
+            [v2.RandomResizedCrop(image_size), v2.RandomHorizontalFlip(), *normalize, v2.ToPureTensor()]
+        )
+        resize = round(image_size * 256 / 224)  # 256 for 224
+        self.eval_transform = v2.Compose(
+            [v2.Resize(resize), v2.CenterCrop(image_size), *normalize, v2.ToPureTensor()]
+        )
+
+    @override
+    def prepare_data(self) -> None:
+        archives = {split: self.data_dir / name for split, name in ARCHIVES.items()}
+        todo = [split for split in ("train", "val") if not (self.data_dir / split).is_dir()]
+        if not todo or not any(path.is_file() for path in archives.values()):
+            return  # already extracted, or an ImageFolder tree (setup reports what is missing)
+        missing = [archives[split].name for split in ("devkit", *todo) if not archives[split].is_file()]
+        if missing:
+            raise DataError(
+                f"{self.data_dir} holds some ImageNet archives but not {', '.join(missing)}, which extracting "
+                f"{' and '.join(todo)}/ needs (download from https://image-net.org/challenges/LSVRC/2012/); "
+                f"or put the extracted train/<class>/ and val/<class>/ folders there instead"
+            )
+        # Each piece appears under its real name only when complete: extracting the
+        # 138 GB training archive takes hours and is easily interrupted.
+        try:
+            if not (self.data_dir / tv_imagenet.META_FILE).is_file():
+                stage_into_place(
+                    self.data_dir / tv_imagenet.META_FILE,
+                    lambda scratch: tv_imagenet.parse_devkit_archive(str(scratch), file=str(archives["devkit"])),
+                )
+            if "train" in todo:
+                stage_into_place(
+                    self.data_dir / "train",
+                    lambda scratch: tv_imagenet.parse_train_archive(str(scratch), file=str(archives["train"])),
+                )
+            if "val" in todo:
+                wnids = tv_imagenet.load_meta_file(str(self.data_dir))[1]
+                stage_into_place(
+                    self.data_dir / "val",
+                    lambda scratch: tv_imagenet.parse_val_archive(str(scratch), file=str(archives["val"]), wnids=wnids),
+                )
+        except RuntimeError as err:  # torchvision: "The archive ... is not present ... or is corrupted" (md5)
+            raise DataError(f"extracting ImageNet in {self.data_dir} failed: {err}") from None
+
+    @override
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        missing = [split for split in ("train", "val") if not (self.data_dir / split).is_dir()]
+        if missing:
+            raise DataError(
+                f"ImageNet not found: {self.data_dir} has no {' or '.join(s + '/' for s in missing)} folder. "
+                f"Expected {self.data_dir}/train/<class>/*.JPEG and {self.data_dir}/val/<class>/*.JPEG, or the "
+                f"archives {', '.join(ARCHIVES.values())} in {self.data_dir} (they are extracted on first use). "
+                "Point --data.data_dir at the directory that holds them; ImageNet cannot be downloaded "
+                "automatically (its licence requires registering at image-net.org)"
+            )
+        self.train_set = self._folder("train")
+        self.val_set = self.test_set = self._folder("val")
+        # The folder names (wnids), or torchvision ImageNet's first readable name for each.
+        self.class_names = [c[0] if isinstance(c, tuple) else c for c in self.train_set.classes]
+
+    def _folder(self, split: str) -> Dataset:
+        folder = self.data_dir / split
+        transform = self.train_transform if split == "train" else self.eval_transform
+        classes = _class_folders(self.data_dir / "train")
+        try:
+            if (self.data_dir / tv_imagenet.META_FILE).is_file():
+                # The extracted archives: torchvision's ImageNet adds the human-readable
+                # class names; its class indices are the sorted wnids, as ImageFolder's.
+                dataset = datasets.ImageNet(str(self.data_dir), split=split, transform=transform, loader=_load_rgb)
+            else:
+                dataset = _ImageFolder(folder, classes, transform=transform, loader=_load_rgb)
+        except FileNotFoundError as err:  # torchvision: "Found no valid file for the classes ..."
+            empty = [str(folder / name) for name in _class_folders(folder) if not _has_image(folder / name)]
+            if not empty:
+                raise
+            raise DataError(
+                f"{len(empty)} class folder(s) under {folder} hold no image ({', '.join(IMG_EXTENSIONS)}): "
+                f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}. Every class needs at least one image; "
+                "add them or delete the empty folders"
+            ) from None
+        if len(classes) != self.num_classes:
+            # train/ did not exist when __init__ fixed num_classes (it was extracted since).
+            raise DataError(
+                f"{self.data_dir / 'train'} has {len(classes)} class folders but the model was built for "
+                f"num_classes={self.num_classes}; pass --data.num_classes {len(classes)}"
+            )
+        return dataset
+
+
+class _ImageFolder(datasets.ImageFolder):
+    """An ImageFolder whose classes are given, so that val's labels use train's indices.
+
+    A plain ImageFolder numbers the classes it finds; a val/ tree lacking one class
+    would shift every later label by one, silently. A val/ class that train/ does
+    not have is an error instead.
+    """
+
+    def __init__(self, root: Path, classes: list[str], **kwargs) -> None:
+        self._given_classes = classes
+        super().__init__(str(root), **kwargs)
+
+    @override
+    def find_classes(self, directory: str | os.PathLike[str]) -> tuple[list[str], dict[str, int]]:
+        unknown = sorted(set(_class_folders(Path(directory))) - set(self._given_classes))
+        if unknown:
+            raise DataError(
+                f"{directory} has class folders that the training set does not: {', '.join(unknown[:5])}"
+                f"{' ...' if len(unknown) > 5 else ''}; train/ and val/ must use the same class names"
+            )
+        return self._given_classes, {name: index for index, name in enumerate(self._given_classes)}
+
+    @staticmethod
+    def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
+        # A class train/ has and this split lacks is fine; torchvision would call it
+        # empty. A folder that exists but holds no image is still an error.
+        present = {name: index for name, index in class_to_idx.items() if (Path(directory) / name).is_dir()}
+        return datasets.ImageFolder.make_dataset(directory, present, extensions, is_valid_file, allow_empty)
+
+
+def _load_rgb(path: str) -> Image.Image:
+    """torchvision's PIL loader, with an error that names the file it could not decode.
+
+    PIL's own ("image file is truncated") does not say which of a million files it is.
+    """
+    try:
+        with open(path, "rb") as f:
+            return Image.open(f).convert("RGB")
+    except (OSError, Image.DecompressionBombError) as err:
+        raise DataError(
+            f"{path} could not be decoded as an image ({type(err).__name__}: {err}); it looks truncated or "
+            "corrupt. Replace it with a good copy or delete it"
+        ) from err
+
+
+def _class_folders(folder: Path) -> list[str]:
+    """Sorted names of the sub-folders of ``folder``, as torchvision's ``find_classes`` sees them."""
+    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+
+
+def _has_image(folder: Path) -> bool:
+    return any(
+        name.lower().endswith(IMG_EXTENSIONS) for _, _, names in os.walk(folder, followlinks=True) for name in names
+    )

@@ -1,0 +1,23 @@
+"""Experiment tracking: the run's config as flat keys, W&B setup, resume and dashboards.
+
+Nothing here is needed to train; it makes a W&B run (or any Lightning logger's)
+carry the whole configuration, continue across resumes and fall back to offline.
+"""
+
+from .config import flatten_config, version_info
+from .offline import OfflineRun, read_offline_run
+from .save_config import LoggerSaveConfigCallback
+from .wandb_setup import offline_reason, prepare_wandb_logger, resolve_wandb_mode, run_names, wandb_resume_id
+
+__all__ = [
+    "LoggerSaveConfigCallback",
+    "OfflineRun",
+    "flatten_config",
+    "offline_reason",
+    "prepare_wandb_logger",
+    "read_offline_run",
+    "resolve_wandb_mode",
+    "run_names",
+    "version_info",
+    "wandb_resume_id",
+]

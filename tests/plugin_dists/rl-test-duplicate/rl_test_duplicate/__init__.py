@@ -1,0 +1,1 @@
+"""Test plugin for resnet-lightning that collides with rl-test-plugin."""

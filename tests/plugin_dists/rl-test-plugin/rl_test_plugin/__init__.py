@@ -1,0 +1,1 @@
+"""Test plugin for resnet-lightning. Imports nothing, so listing it imports nothing heavy."""

@@ -1,0 +1,160 @@
+"""The analyses: shattered gradients, lesion study, degradation curves, and their command."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from resnet_lightning import ResNetClassifier, create_model
+from resnet_lightning.analysis import lesion_study, residual_blocks, shattered_gradients
+from resnet_lightning.analysis.command import main
+from resnet_lightning.analysis.degradation import read_curves
+from resnet_lightning.analysis.lesion import accuracy, deleted, replacements
+from resnet_lightning.analysis.shattered import LineNet, autocorrelation, input_gradients
+from resnet_lightning.callbacks import ErrorRateMonitor, GradientFlowMonitor
+from resnet_lightning.data import DigitsDataModule
+from resnet_lightning.tracking import read_offline_run
+
+
+def test_autocorrelation_tells_white_from_brown_noise() -> None:
+    generator = torch.Generator().manual_seed(0)
+    white = torch.randn(4096, generator=generator)
+    brown = white.cumsum(0)
+    assert abs(autocorrelation(white, 1)[1]) < 0.05
+    assert autocorrelation(brown, 1)[1] > 0.95
+    assert autocorrelation(white, 3)[0] == pytest.approx(1.0)
+
+
+def test_input_gradients_are_per_input_and_match_finite_differences() -> None:
+    torch.manual_seed(0)
+    net = LineNet(depth=4, residual=True, width=32).double()
+    x = torch.linspace(-2, 2, 64, dtype=torch.float64).unsqueeze(1)
+    grads = input_gradients(net, x)  # leaves the net in eval mode with the batch's BN statistics
+    h = 1e-6
+    with torch.no_grad():
+        finite = ((net(x + h) - net(x - h)) / (2 * h)).flatten()
+    # Piecewise linear: equal except where a ReLU kink lies within h of an input.
+    assert (torch.isclose(grads, finite, rtol=1e-4, atol=1e-6)).float().mean() > 0.95
+
+
+def test_gradients_shatter_in_deep_feed_forward_nets_not_in_resnets() -> None:
+    # Balduzzi et al. 2017, Fig. 1-2: brown noise when shallow, white noise at depth 24
+    # without skip connections, far more correlation with them.
+    shallow, feed_forward, residual = shattered_gradients(seeds=6, max_lag=4)
+    assert shallow.lag1 > 0.8
+    assert abs(feed_forward.lag1) < 0.15
+    assert residual.lag1 > feed_forward.lag1 + 0.2
+    assert residual.gradients.shape == (6, 256) and residual.correlation.shape == (256, 256)
+
+
+def test_deleting_blocks_is_undone_and_deletes_exactly_the_branch() -> None:
+    # Zero-initialised branches output zero, so deleting any block (identity or zero-padding
+    # shortcut, whose input is already non-negative) must leave the outputs exactly unchanged.
+    torch.manual_seed(0)
+    net = create_model("cifar_resnet", depth=14, num_classes=10, in_channels=1, zero_init_residual=True).eval()
+    x = torch.randn(8, 1, 8, 8)
+    before = net(x)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    replace = replacements(net, x)
+    assert sorted(replace) == list(range(6))
+    with deleted(net, range(6), replace):
+        assert len(residual_blocks(net)) == 6 and torch.allclose(net(x), before, atol=1e-6)
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    torch.nn.init.normal_(residual_blocks(net)[2].bn2.weight)  # block 2's branch is live now
+    assert not torch.allclose(net(x), before, atol=1e-4)
+    with deleted(net, [2], replace):  # ... and deleting it gives the all-zero-branch network back
+        assert torch.allclose(net(x), before, atol=1e-6)
+
+
+def test_plain_nets_keep_their_shape_changing_blocks() -> None:
+    plain = create_model("cifar_plain20", num_classes=10, in_channels=1)
+    assert sorted(replacements(plain, torch.randn(2, 1, 8, 8))) == [0, 1, 2, 4, 5, 7, 8]
+    with pytest.raises(ValueError, match="no blocks\\(\\) method"):
+        replacements(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), torch.randn(2, 1, 8, 8))
+
+
+def _fit_digits(tmp_path, arch: str, epochs: int, **trainer_kwargs) -> ModelCheckpoint:
+    L.seed_everything(0, verbose=False)
+    checkpoint = ModelCheckpoint(dirpath=tmp_path / arch, save_last=True)
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=epochs, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[checkpoint, ErrorRateMonitor(), GradientFlowMonitor(every_n_steps=10)],
+        logger=CSVLogger(tmp_path / "logs", name=arch), log_every_n_steps=5, **trainer_kwargs,
+    )
+    model = ResNetClassifier(arch=arch, arch_kwargs={"depth": 14}, num_classes=10, in_channels=1)
+    trainer.fit(model, DigitsDataModule())
+    return checkpoint
+
+
+@pytest.fixture(scope="module")
+def digits_checkpoints(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("lesion")
+    return {arch: _fit_digits(root, arch, epochs=6) for arch in ("cifar_resnet", "cifar_plain")} | {"root": root}
+
+
+@pytest.mark.slow
+def test_lesion_degrades_resnets_smoothly_and_breaks_plain_nets(digits_checkpoints) -> None:
+    # Veit et al. 2016, Sec. 4: deleting one block of a ResNet costs little on average;
+    # deleting one layer of a plain net drops it to about chance.
+    datamodule = DigitsDataModule()
+    datamodule.setup("test")
+    batches = list(datamodule.test_dataloader())
+    results = {}
+    for arch in ("cifar_resnet", "cifar_plain"):
+        module = ResNetClassifier.load_from_checkpoint(digits_checkpoints[arch].last_model_path)
+        results[arch] = lesion_study(module.model, batches, arch, max_removed=3, trials=3)
+        assert results[arch].baseline == pytest.approx(accuracy(module.model, batches))
+    resnet, plain = results["cifar_resnet"], results["cifar_plain"]
+    assert resnet.baseline > 0.9 and plain.baseline > 0.8, (resnet.baseline, plain.baseline)
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    assert mean(list(resnet.single.values())) > resnet.baseline - 0.25
+    assert mean(list(plain.single.values())) < 0.4
+    assert mean(resnet.random[1]) > mean(resnet.random[3])  # more deleted, lower accuracy
+
+
+@pytest.mark.slow
+def test_analyze_command_writes_png_csv_json(digits_checkpoints, tmp_path, capsys) -> None:
+    paths = [str(digits_checkpoints[a].last_model_path) for a in ("cifar_resnet", "cifar_plain")]
+    main(["lesion", "--ckpt_path", *paths, "--max_removed", "2", "--trials", "2", "--output_dir", str(tmp_path / "l")])
+    summary = json.loads((tmp_path / "l" / "lesion.json").read_text())
+    assert set(summary) == {"cifar_resnet", "cifar_plain"}
+    with open(tmp_path / "l" / "lesion.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    removable = sum(len(s["removable_blocks"]) for s in summary.values())
+    assert len(rows) == 2 * (1 + 2 * 2) + removable  # baselines, k=1..2 x 2 trials, single deletions
+    assert (tmp_path / "l" / "lesion.png").stat().st_size > 10_000
+
+    logs = [digits_checkpoints["root"] / "logs" / a / "version_0" for a in ("cifar_resnet", "cifar_plain")]
+    main(["degradation", "--runs", *map(str, logs), "--output_dir", str(tmp_path / "d")])
+    curves = read_curves(logs[1])
+    assert curves.label == "cifar_plain" and not curves.residual and len(curves.val) == 6 and len(curves.train) == 6
+    main(["gradient_flow", "--runs", *map(str, logs), "--output_dir", str(tmp_path / "g")])
+    for name in ("d/degradation", "g/gradient_flow"):
+        assert (tmp_path / f"{name}.png").is_file() and (tmp_path / f"{name}.csv").is_file()
+    assert "lesion: wrote" in capsys.readouterr().out
+
+
+def test_lesion_command_rejects_data_of_another_shape(digits_checkpoints, tmp_path) -> None:
+    path = str(digits_checkpoints["cifar_resnet"].last_model_path)
+    with pytest.raises(ValueError, match="1 input channels and 10 classes, but CIFAR10DataModule has 3 and 10"):
+        main(["lesion", "--ckpt_path", path, "--data", "CIFAR10DataModule", "--data.data_dir", str(tmp_path),
+              "--output_dir", str(tmp_path)])
+
+
+def test_shattered_command_logs_to_an_offline_wandb_run(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    main(["shattered", "--depth", "6", "--width", "32", "--points", "64", "--seeds", "2", "--max_lag", "4",
+          "--output_dir", "out", "--wandb", "true"])
+    assert json.loads((tmp_path / "out" / "shattered.json").read_text())["residual, 6 layers"]["depth"] == 6
+    (run_dir,) = (tmp_path / "out" / "wandb").glob("offline-run-*")
+    run = read_offline_run(run_dir)
+    assert run.job_type == "analysis" and run.config["depth"] == 6
+    assert {"analysis/shattered", "analysis/shattered_table"} <= run.metric_keys()
