@@ -3,7 +3,9 @@
 ``resnet-lightning fit|validate|test|predict`` is a LightningCLI over
 :class:`ResNetClassifier` and any ``LightningDataModule`` (``--data
 DigitsDataModule``, ``--data CIFAR10DataModule``, or a full class path);
-``resnet-lightning plugins`` lists the installed blocks and architectures.
+``resnet-lightning plugins`` lists the installed blocks and architectures,
+``resnet-lightning analyze`` runs the seed papers' analyses and
+``resnet-lightning dashboard`` saves a W&B workspace.
 """
 
 from __future__ import annotations
@@ -21,10 +23,19 @@ from .callbacks import RNGStateCheckpoint
 from .models import BlockContractError
 from .module import NonFiniteLossError, ResNetClassifier
 from .registry import PluginError
+from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger
 
 # Commands beside LightningCLI's fit/validate/test/predict: name -> (module:function(argv), help).
 EXTRA_COMMANDS = {
     "plugins": ("resnet_lightning.plugin_status:main", "list the installed blocks and architectures and whether each loads"),
+    "analyze": (
+        "resnet_lightning.analysis.command:main",
+        "lesion study, shattered gradients, degradation and gradient-flow plots (PNG + CSV/JSON)",
+    ),
+    "dashboard": (
+        "resnet_lightning.tracking.dashboard:main",
+        "save a W&B workspace laying out every metric the framework logs",
+    ),
 }
 USER_ERRORS = (PluginError, BlockContractError, NonFiniteLossError, data.DataError)
 
@@ -58,6 +69,9 @@ class ResNetLightningCLI(LightningCLI):
             data_name = str(config.data.class_path).rsplit(".", 1)[-1].removesuffix("DataModule").lower()
             run_name = "-".join(str(p) for p in (data_name, config.model.arch, config.model.block) if p)
             config.checkpoint.dirpath = str(Path("checkpoints") / run_name.replace(":", "_"))
+        # A WandbLogger gets project/group/tags from data, arch and block, the run id
+        # of the checkpoint it resumes, and offline mode when W&B is unreachable.
+        prepare_wandb_logger(config, self.subcommand)
 
     def _resolve_best(self) -> None:
         """Turn ``--ckpt_path best`` into a path in a process that did not run the fit.
@@ -94,9 +108,9 @@ class ResNetLightningCLI(LightningCLI):
         self._resolve_best()
 
 
-def _run_extra_command(name: str, argv: list[str]) -> None:
+def _run_extra_command(name: str, argv: list[str]) -> int | None:
     module_name, function = EXTRA_COMMANDS[name][0].split(":")
-    getattr(importlib.import_module(module_name), function)(argv)
+    return getattr(importlib.import_module(module_name), function)(argv)
 
 
 def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | None:
@@ -109,10 +123,12 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in EXTRA_COMMANDS:
         try:
-            _run_extra_command(argv[0], argv[1:])
-        except USER_ERRORS as exc:
+            code = _run_extra_command(argv[0], argv[1:])
+        except (*USER_ERRORS, FileNotFoundError, ValueError) as exc:
             print(f"resnet-lightning {argv[0]}: error: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
+        if code:  # e.g. `plugins` exits 1 when a plugin fails to load, as a CI check would want
+            raise SystemExit(code)
         return None
     try:
         return ResNetLightningCLI(
@@ -120,11 +136,13 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
             LightningDataModule,
             subclass_mode_data=True,
             trainer_defaults={"callbacks": [RNGStateCheckpoint()]},
+            # Logs the whole resolved config as flat keys (plus versions) to every logger.
+            save_config_callback=LoggerSaveConfigCallback,
             # Each logger version has its own directory; without a logger, `test` after
             # `fit` writes its config where the fit's was.
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"description": _description()},
-            args=argv,
+            args=args,  # None: LightningCLI reads sys.argv itself
             run=run,
         )
     except USER_ERRORS as exc:
@@ -133,8 +151,11 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
 
 
 def _description() -> str:
-    extra = "; ".join(f"`resnet-lightning {name}` to {what}" for name, (_, what) in EXTRA_COMMANDS.items())
-    return f"Train and compare residual networks with PyTorch Lightning. Also: {extra}."
+    extra = "; ".join(f"{name} ({what})" for name, (_, what) in EXTRA_COMMANDS.items())
+    return (
+        "Train and compare residual networks with PyTorch Lightning. "
+        f"Other commands, each with its own --help: {extra}."
+    )
 
 
 def main() -> None:

@@ -17,13 +17,12 @@ class RNGStateCheckpoint(L.Callback):
     """Save the Python, NumPy, torch (and CUDA) RNG states with each checkpoint.
 
     Lightning restores model, optimizer and loop state but not the global RNGs.
-    The states are applied at ``on_train_start``, after the sanity-check
-    validation that a resumed fit runs again (it would otherwise consume random
-    numbers the uninterrupted run did not).
+    The states are applied as soon as Lightning restores the callback, before
+    anything draws from them: a resumed fit creates its train iterator (which
+    draws a seed) before ``on_train_start``, where the uninterrupted run creates
+    it at the start of the next epoch. The sanity-check validation in between
+    runs inside Lightning's ``isolate_rng`` and consumes nothing.
     """
-
-    def __init__(self) -> None:
-        self._pending: dict[str, Any] | None = None
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -41,10 +40,5 @@ class RNGStateCheckpoint(L.Callback):
         if "numpy" in states:
             name, keys, *rest = states["numpy"]
             states["numpy"] = (name, keys.numpy().astype(np.uint32), *rest)
-        self._pending = states or None
-
-    @override
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._pending is not None:
-            _set_rng_states(self._pending)
-            self._pending = None
+        if states:
+            _set_rng_states(states)
