@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from . import data  # noqa: F401  (imports the DataModules so --data finds them by name)
 from .callbacks import RNGStateCheckpoint
@@ -74,16 +75,28 @@ class ResNetLightningCLI(LightningCLI):
         prepare_wandb_logger(config, self.subcommand)
 
     def _resolve_best(self) -> None:
-        """Turn ``--ckpt_path best`` into a path in a process that did not run the fit.
+        """Turn ``--ckpt_path best`` (the default when a fit left checkpoints) into a
+        path in a process that did not run the fit.
 
         Lightning knows the best checkpoint only in the process that trained; the
         ``last`` checkpoint records it in its ModelCheckpoint state.
         """
         config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") != "best" or self.trainer.checkpoint_callback.best_model_path:
-            return
         dirpath = Path(self.trainer.checkpoint_callback.dirpath)
         last = dirpath / "last.ckpt"
+        if config.get("ckpt_path") is None:
+            # `fit` then `test` with the same config evaluates what the fit trained,
+            # not a freshly initialised network.
+            if not last.is_file():
+                rank_zero_warn(
+                    f"no --ckpt_path and no checkpoint in {dirpath}: {self.subcommand} runs on an untrained "
+                    "model. Run `resnet-lightning fit` with the same config first, or pass --ckpt_path"
+                )
+                return
+            rank_zero_info(f"{self.subcommand}: no --ckpt_path given, using the best checkpoint of {dirpath}")
+            config["ckpt_path"] = "best"
+        if config.get("ckpt_path") != "best" or self.trainer.checkpoint_callback.best_model_path:
+            return
         if not last.is_file():
             raise FileNotFoundError(
                 f"--ckpt_path best: no {last} to read the best checkpoint from; run `resnet-lightning fit` "

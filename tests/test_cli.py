@@ -44,6 +44,11 @@ def test_digits_main_job_fit_then_test_reaches_97_percent(tmp_path, monkeypatch)
     accuracy = test.trainer.callback_metrics["test/acc"].item()
     assert accuracy >= 0.97, f"digits test accuracy {accuracy:.4f} < 0.97"
 
+    # `test` with no --ckpt_path after a fit evaluates the fit's best checkpoint, not a fresh model.
+    default = cli_main(["test", "--config", DIGITS, *QUIET])
+    assert default.trainer.ckpt_path == test.trainer.ckpt_path
+    assert default.trainer.callback_metrics["test/acc"].item() == accuracy
+
 
 def test_print_config_shows_the_composed_config(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
