@@ -4,9 +4,9 @@ Two layers, kept apart on purpose:
 
 * ``BaseDataModule`` turns ``train_set`` / ``val_set`` / ``test_set`` into DataLoaders.
 * ``ArrayDataModule`` (MNIST, CIFAR) first *loads arrays* (uint8 images, int64 labels,
-  the whole dataset in memory), then *makes datasets* from them. A later ``on_device``
-  mode can take the same arrays to the accelerator and augment whole batches there,
-  without touching how files are read.
+  the whole dataset in memory), then *makes datasets* from them. With ``on_device``
+  the same arrays go to the accelerator instead, which batches and augments them
+  there (``data/device.py``), without touching how files are read.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from typing_extensions import override
 
+from resnet_lightning.data.device import BatchAugment, DeviceBatches, EpochSampler
 from resnet_lightning.data.errors import DataConfigError, DataError
 from resnet_lightning.data.staging import stage_into_place
 
@@ -33,17 +34,30 @@ class BaseDataModule(LightningDataModule):
     them into the model before ``setup`` runs) and build the three datasets in ``setup``.
     Predicting uses the test set.
 
+    With ``on_device=True`` the loaders are :class:`DeviceBatches` instead: each set is
+    moved to ``trainer.strategy.root_device`` (the CPU without a trainer) once, and
+    batches are drawn, augmented (``device_augment``, training only) and normalised
+    (``batch_transform``) there. Under DDP each rank takes its own shard, padded as
+    Lightning's ``DistributedSampler`` pads for training, validation and testing, and
+    not for prediction (its ``UnrepeatedDistributedSampler``). The training order and
+    augmentation come from ``PL_GLOBAL_SEED`` (set by ``seed_everything``; 0 if unset,
+    as for Lightning's own DDP sampler) and the epoch, never from the global RNG.
+
     Args:
         batch_size: Samples per batch, per device.
-        num_workers: Loader worker processes; 0 loads in the main process.
+        num_workers: Loader worker processes; 0 loads in the main process. Ignored with ``on_device``.
         pin_memory: Page-locked host memory for faster copies to a GPU. ``None`` means
-            "when CUDA is available".
+            "when CUDA is available". Ignored with ``on_device``.
         persistent_workers: Keep workers alive between epochs. ``None`` means "when
-            ``num_workers > 0``" (it is an error without workers).
+            ``num_workers > 0``" (it is an error without workers). Ignored with ``on_device``.
+        on_device: Hold each set on the training device and batch it there, instead of
+            DataLoaders. For datasets that fit in device memory (MNIST, CIFAR).
     """
 
     num_classes: int
     in_channels: int
+    # The random part of the training transform as a batch operation, for on_device.
+    device_augment: BatchAugment | None = None
 
     def __init__(
         self,
@@ -51,13 +65,14 @@ class BaseDataModule(LightningDataModule):
         num_workers: int,
         pin_memory: bool | None,
         persistent_workers: bool | None,
+        on_device: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise DataConfigError(f"batch_size={batch_size} must be a positive integer, e.g. --data.batch_size 128")
         if num_workers < 0:
             raise DataConfigError(f"num_workers={num_workers} must be 0 (load in the main process) or more")
-        if persistent_workers and num_workers == 0:
+        if persistent_workers and num_workers == 0 and not on_device:
             raise DataConfigError(
                 "persistent_workers=True needs worker processes but num_workers=0; "
                 "set --data.num_workers to 1 or more, or leave persistent_workers unset"
@@ -66,13 +81,22 @@ class BaseDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = num_workers > 0 if persistent_workers is None else persistent_workers
+        self.on_device = on_device
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        # split -> (the dataset it came from, device, images, labels): moved once, not every epoch.
+        self._on_device_cache: dict[str, tuple[Dataset, torch.device, Tensor, Tensor]] = {}
 
-    def _loader(self, dataset: Dataset | None, split: str, shuffle: bool) -> DataLoader:
+    def batch_transform(self, images: Tensor) -> Tensor:
+        """Turn a batch of stored images into model input, for ``on_device``; here they already are."""
+        return images
+
+    def _loader(self, dataset: Dataset | None, split: str, shuffle: bool, pad: bool = True) -> DataLoader | DeviceBatches:
         if dataset is None:
             raise DataError(f"{type(self).__name__} has no {split} set yet; call setup() before asking for its loader")
+        if self.on_device:
+            return self._device_batches(dataset, split, shuffle, pad)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -82,12 +106,37 @@ class BaseDataModule(LightningDataModule):
             persistent_workers=self.persistent_workers,
         )
 
+    def _device_batches(self, dataset: Dataset, split: str, train: bool, pad: bool) -> DeviceBatches:
+        trainer = self.trainer  # None until a Trainer uses this DataModule
+        device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+        cached = self._on_device_cache.get(split)
+        if cached is None or cached[0] is not dataset or cached[1] != device:
+            images, labels = _tensors(dataset, split, type(self).__name__)
+            cached = (dataset, device, images.to(device), labels.to(device))
+            self._on_device_cache[split] = cached
+        sampler = EpochSampler(
+            len(dataset),
+            shuffle=train,
+            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),  # what Lightning's DistributedSampler uses
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+            pad=pad,
+        )
+        return DeviceBatches(
+            cached[2],
+            cached[3],
+            batch_size=self.batch_size,
+            sampler=sampler,
+            augment=self.device_augment if train else None,
+            transform=self.batch_transform,
+        )
+
     @override
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self.train_set, "train", shuffle=True)
 
     @override
-    def val_dataloader(self) -> DataLoader | list:
+    def val_dataloader(self) -> DataLoader | DeviceBatches | list:
         # val_size=0 trains on everything; an empty list tells Lightning to skip
         # validation (it warns once that the list is empty), where a loader over an
         # empty dataset would run zero batches and log nothing, every epoch.
@@ -96,12 +145,28 @@ class BaseDataModule(LightningDataModule):
         return self._loader(self.val_set, "val", shuffle=False)
 
     @override
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self.test_set, "test", shuffle=False)
 
     @override
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set, "test", shuffle=False)
+    def predict_dataloader(self) -> DataLoader | DeviceBatches:
+        return self._loader(self.test_set, "test", shuffle=False, pad=False)
+
+    @override
+    def teardown(self, stage: str) -> None:
+        self._on_device_cache.clear()  # give the device memory back; the host copies stay
+
+
+def _tensors(dataset: Dataset, split: str, owner: str) -> tuple[Tensor, Tensor]:
+    """The whole ``(images, labels)`` of an in-memory dataset, for ``on_device``."""
+    if isinstance(dataset, ArrayDataset):
+        return dataset.images, dataset.labels
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return dataset.tensors[0], dataset.tensors[1]
+    raise DataConfigError(
+        f"on_device=True needs the {split} set in memory as tensors (an ArrayDataset or a TensorDataset of images "
+        f"and labels), but {owner} made a {type(dataset).__name__}; set on_device=False (--data.on_device false)"
+    )
 
 
 class ArrayDataset(Dataset):
@@ -162,6 +227,11 @@ class ArrayDataModule(BaseDataModule):
     that never leaves a half-written folder, the clear error when files are missing,
     the seeded train/val split, and the datasets.
 
+    With ``on_device`` the uint8 arrays go to the device as they are, and each batch
+    gets ``device_augment`` (training only) and then ``eval_transform``, which turns
+    uint8 into normalised float32 for a batch as for one image. So ``train_transform``
+    must be ``device_augment``'s per-sample equivalent followed by ``eval_transform``.
+
     Args:
         data_dir: Directory holding ``folder_name``.
         download: Fetch the dataset into ``data_dir`` in ``prepare_data`` if it is missing.
@@ -172,6 +242,7 @@ class ArrayDataModule(BaseDataModule):
         num_workers: See ``BaseDataModule``.
         pin_memory: See ``BaseDataModule``.
         persistent_workers: See ``BaseDataModule``.
+        on_device: See ``BaseDataModule``.
     """
 
     folder_name: str
@@ -189,8 +260,9 @@ class ArrayDataModule(BaseDataModule):
         num_workers: int,
         pin_memory: bool | None,
         persistent_workers: bool | None,
+        on_device: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        super().__init__(batch_size, num_workers, pin_memory, persistent_workers, on_device)
         if val_size < 0:
             raise DataConfigError(f"val_size={val_size} must be 0 (no validation set) or more")
         self.data_dir = Path(data_dir).expanduser()
@@ -206,6 +278,10 @@ class ArrayDataModule(BaseDataModule):
     def missing_files(self) -> list[str]:
         """The expected files (relative to ``folder``) that are not there."""
         return [name for name in self.files if not (self.folder / name).is_file()]
+
+    @override
+    def batch_transform(self, images: Tensor) -> Tensor:
+        return self.eval_transform(images)  # (B, C, H, W) uint8 -> float32, normalised
 
     @abstractmethod
     def _download(self, root: Path) -> None:

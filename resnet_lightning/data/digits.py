@@ -34,6 +34,9 @@ class DigitsDataModule(BaseDataModule):
             which is fastest for tensors already in memory.
         pin_memory: Page-locked memory for faster GPU copies; ``None``: when CUDA is available.
         persistent_workers: Keep workers between epochs; ``None``: when ``num_workers > 0``.
+        on_device: Hold the (already normalised) images on the training device and
+            batch them there (see ``BaseDataModule``); ``num_workers``, ``pin_memory``
+            and ``persistent_workers`` are then ignored.
     """
 
     def __init__(
@@ -45,8 +48,9 @@ class DigitsDataModule(BaseDataModule):
         num_workers: int = 0,
         pin_memory: bool | None = None,
         persistent_workers: bool | None = None,
+        on_device: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        super().__init__(batch_size, num_workers, pin_memory, persistent_workers, on_device)
         if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise DataConfigError(
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must be fractions of the data "
