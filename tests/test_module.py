@@ -106,6 +106,19 @@ def test_compile_keeps_state_dict_keys() -> None:
     assert set(model.state_dict()) == keys
 
 
+@pytest.mark.slow
+def test_compiled_fit_checkpoint_loads_into_an_uncompiled_model(tmp_path) -> None:
+    model = ResNetClassifier(**TINY, compile=True)
+    trainer = _trainer(tmp_path)
+    trainer.fit(model, _loader())  # inductor compiles forward and backward on the CPU
+    assert trainer.global_step == 2
+    trainer.save_checkpoint(tmp_path / "compiled.ckpt")
+    plain = ResNetClassifier.load_from_checkpoint(tmp_path / "compiled.ckpt", compile=False)
+    images = next(iter(_loader()))[0]
+    model.eval(), plain.eval()
+    torch.testing.assert_close(plain(images), model(images), rtol=1e-4, atol=1e-5)
+
+
 def test_channels_last_trains(tmp_path) -> None:
     model = ResNetClassifier(**TINY, channels_last=True)
     assert model.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
