@@ -108,10 +108,11 @@ def test_bf16_mixed_on_cpu(tmp_path, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_split_the_data(tmp_path) -> None:
+@pytest.mark.parametrize("on_device", ["false", "true"])
+def test_ddp_two_cpu_processes_split_the_data(tmp_path, on_device) -> None:
     result = run_cli(
         "fit", *TINY_MODEL, "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
-        "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "2", *QUIET,
+        "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "2", "--data.on_device", on_device, *QUIET,
         "--checkpoint.dirpath", str(tmp_path / "ckpt"), cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
