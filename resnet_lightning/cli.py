@@ -102,7 +102,8 @@ class ResNetLightningCLI(LightningCLI):
                 f"--ckpt_path best: no {last} to read the best checkpoint from; run `resnet-lightning fit` "
                 f"with the same --checkpoint.dirpath first, or pass --ckpt_path PATH/TO/FILE.ckpt"
             )
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        # mmap: only the callback state is read, not the weights and optimizer state.
+        state = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
         best = next(
             (s.get("best_model_path") for k, s in state.get("callbacks", {}).items() if k.startswith("ModelCheckpoint")),
             None,

@@ -10,23 +10,17 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 import wandb
 import yaml
-from lightning.pytorch import LightningDataModule
 
 from resnet_lightning import list_plugins
-from resnet_lightning.callbacks import RNGStateCheckpoint
-from resnet_lightning.cli import ResNetLightningCLI
-from resnet_lightning.module import ResNetClassifier
+from resnet_lightning.cli import ResNetLightningCLI, cli_main
 from resnet_lightning.tracking import (
-    LoggerSaveConfigCallback,
     flatten_config,
-    prepare_wandb_logger,
     read_offline_run,
     resolve_wandb_mode,
     run_names,
@@ -41,20 +35,9 @@ FAST = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summar
         "--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "2", "--trainer.log_every_n_steps", "2"]
 
 
-class WandbCLI(ResNetLightningCLI):
-    """The CLI as the lead wires it: names/resume/mode prepared before instantiation, config logged flat."""
-
-    def before_instantiate_classes(self) -> None:
-        super().before_instantiate_classes()
-        prepare_wandb_logger(self.config[self.subcommand] if self.subcommand else self.config, self.subcommand)
-
-
-def wandb_cli(args: list[str], run: bool = True) -> WandbCLI:
-    return WandbCLI(
-        ResNetClassifier, LightningDataModule, subclass_mode_data=True,
-        trainer_defaults={"callbacks": [RNGStateCheckpoint()]}, save_config_callback=LoggerSaveConfigCallback,
-        args=args, run=run,
-    )
+def wandb_cli(args: list[str], run: bool = True) -> ResNetLightningCLI:
+    """The real CLI, which prepares a WandbLogger (names, resume id, mode) and logs the config flat."""
+    return cli_main(args, run=run)
 
 
 def _logger_config(directory: Path) -> Path:
@@ -246,24 +229,12 @@ def test_dashboard_command_offline_builds_but_does_not_save(monkeypatch, capsys)
     assert "built but not saved" in out and "Training (" in out and "wandb login" in out
 
 
-DDP_SCRIPT = textwrap.dedent(
-    """
-    import sys
-    sys.path.insert(0, {tests!r})
-    from test_wandb import wandb_cli
-    wandb_cli(sys.argv[1:])
-    """
-)
-
-
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_makes_one_run(tmp_path) -> None:
-    script = tmp_path / "ddp_fit.py"
-    script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent)))
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONWARNINGS="ignore")
     env.pop("WANDB_SERVICE", None)  # a fresh process, as from a shell: not this test process's wandb service
     result = subprocess.run(
-        [sys.executable, str(script), "fit", *_cli_args(tmp_path, "--trainer.max_epochs", "1"),
+        [sys.executable, "-m", "resnet_lightning", "fit", *_cli_args(tmp_path, "--trainer.max_epochs", "1"),
          "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )

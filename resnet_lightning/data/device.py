@@ -100,8 +100,12 @@ class EpochSampler:
         """This rank's positions in :meth:`order`: ``rank, rank + world_size, ...``."""
         return torch.arange(self.rank, self.total_size, self.world_size)
 
+    def indices(self) -> Tensor:
+        """This rank's samples for the epoch, in order: ``order()[positions()]``."""
+        return self.order()[self.positions()]
+
     def __iter__(self) -> Iterator[int]:
-        return iter(self.order()[self.positions()].tolist())
+        return iter(self.indices().tolist())
 
 
 class BatchAugment(Protocol):
@@ -232,7 +236,7 @@ class DeviceBatches:
         # its iterator before it calls set_epoch, so the epoch must be read here, late.
         epoch, device = self.sampler.epoch, self.images.device
         positions = self.sampler.positions()
-        indices = self.sampler.order()[positions].to(device)
+        indices = self.sampler.indices().to(device)
         params = None
         if self.augment is not None:
             # Drawn for the whole global order and then sharded, so that a sample's
