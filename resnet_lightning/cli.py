@@ -11,19 +11,25 @@ DigitsDataModule``, ``--data CIFAR10DataModule``, or a full class path);
 from __future__ import annotations
 
 import importlib
+import shlex
+import signal
 import sys
 from pathlib import Path
-import torch
-from lightning.pytorch import LightningDataModule
-from lightning.pytorch.callbacks import ModelCheckpoint
+from typing import Any
+
+from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from . import data  # noqa: F401  (imports the DataModules so --data finds them by name)
-from .callbacks import RNGStateCheckpoint
+from .callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal
+from .checkpoint_io import AtomicCheckpointIO, CheckpointError
 from .models import BlockContractError
 from .module import NonFiniteLossError, ResNetClassifier
 from .registry import PluginError
+from .run_config import BEST_PREFIX, EVALUATION_KEYS, RunConfigError, check_hyperparameters, prepare_evaluation_run, prepare_fit_run
+from .runs import RunNotFoundError
 from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger
 
 # Commands beside LightningCLI's fit/validate/test/predict: name -> (module:function(argv), help).
@@ -38,88 +44,82 @@ EXTRA_COMMANDS = {
         "save a W&B workspace laying out every metric the framework logs",
     ),
 }
-USER_ERRORS = (PluginError, BlockContractError, NonFiniteLossError, data.DataError)
+USER_ERRORS = (
+    PluginError, BlockContractError, NonFiniteLossError, data.DataError, RunNotFoundError, RunConfigError, CheckpointError,
+)
+# LightningCLI's automatic optimizer would silently replace the model's own (and its schedule).
+AUTO_OPTIMIZER_FLAGS = ("--optimizer", "--lr_scheduler")
 
 
 class ResNetLightningCLI(LightningCLI):
-    """LightningCLI with the DataModule's shape linked into the model and
-    checkpoints in a fixed directory, so ``--ckpt_path last|best`` find them from
-    a new process."""
+    """LightningCLI with the DataModule's shape linked into the model, and one run
+    directory per fit (see :mod:`resnet_lightning.runs`) that ``test``/``validate``/
+    ``predict`` and ``fit --ckpt_path last`` find again by run name."""
+
+    run_dir: Path | None = None
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
+        parser.add_argument(
+            "--run",
+            type=str | None,
+            default=None,
+            help="Which run of this run name to evaluate or continue: N, version_N or a run directory "
+            "(default: the newest with a checkpoint). Runs live in <default_root_dir>/<data>-<arch>[-<block>]/version_N.",
+        )
         parser.set_defaults(
             {
                 "data": {"class_path": "resnet_lightning.data.DigitsDataModule"},
                 "checkpoint.monitor": "val/acc",
                 "checkpoint.mode": "max",
                 "checkpoint.save_last": True,
-                "checkpoint.filename": "best-{epoch:03d}-{step:06d}",
+                "checkpoint.filename": f"{BEST_PREFIX}{{epoch:03d}}-{{step:06d}}",
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
 
     def before_instantiate_classes(self) -> None:
-        # One checkpoint directory per (data, arch, block), unless given: runs of
-        # different models do not overwrite each other's last.ckpt, and a later
-        # `test --ckpt_path last|best` with the same config finds the fit's.
-        config = self.config[self.subcommand] if self.subcommand else self.config
-        if config.checkpoint.dirpath is None:
-            data_name = str(config.data.class_path).rsplit(".", 1)[-1].removesuffix("DataModule").lower()
-            run_name = "-".join(str(p) for p in (data_name, config.model.arch, config.model.block) if p)
-            config.checkpoint.dirpath = str(Path("checkpoints") / run_name.replace(":", "_"))
-        # A WandbLogger gets project/group/tags from data, arch and block, the run id
-        # of the checkpoint it resumes, and offline mode when W&B is unreachable.
+        config = self.config[self.subcommand]
+        if self.subcommand == "fit":
+            self.run_dir = prepare_fit_run(config)
+        else:
+            self.run_dir = prepare_evaluation_run(config, self.subcommand)
+        # A WandbLogger gets project/group/tags from the run name, the run id of the
+        # checkpoint it resumes, offline mode when W&B is unreachable, and the run directory.
         prepare_wandb_logger(config, self.subcommand)
 
-    def _resolve_best(self) -> None:
-        """Turn ``--ckpt_path best`` (the default when a fit left checkpoints) into a
-        path in a process that did not run the fit.
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        trainer = super().instantiate_trainer(**kwargs)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own CheckpointIO
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        return trainer
 
-        Lightning knows the best checkpoint only in the process that trained; the
-        ``last`` checkpoint records it in its ModelCheckpoint state.
-        """
-        config = self.config_init[self.subcommand]
-        dirpath = Path(self.trainer.checkpoint_callback.dirpath)
-        last = dirpath / "last.ckpt"
-        if config.get("ckpt_path") is None:
-            # `fit` then `test` with the same config evaluates what the fit trained,
-            # not a freshly initialised network.
-            if not last.is_file():
-                rank_zero_warn(
-                    f"no --ckpt_path and no checkpoint in {dirpath}: {self.subcommand} runs on an untrained "
-                    "model. Run `resnet-lightning fit` with the same config first, or pass --ckpt_path"
-                )
-                return
-            rank_zero_info(f"{self.subcommand}: no --ckpt_path given, using the best checkpoint of {dirpath}")
-            config["ckpt_path"] = "best"
-        if config.get("ckpt_path") != "best" or self.trainer.checkpoint_callback.best_model_path:
-            return
-        if not last.is_file():
-            raise FileNotFoundError(
-                f"--ckpt_path best: no {last} to read the best checkpoint from; run `resnet-lightning fit` "
-                f"with the same --checkpoint.dirpath first, or pass --ckpt_path PATH/TO/FILE.ckpt"
-            )
-        # mmap: only the callback state is read, not the weights and optimizer state.
-        state = torch.load(last, map_location="cpu", weights_only=False, mmap=True)
-        best = next(
-            (s.get("best_model_path") for k, s in state.get("callbacks", {}).items() if k.startswith("ModelCheckpoint")),
-            None,
-        )
-        if not best or not Path(best).is_file():
-            raise FileNotFoundError(f"--ckpt_path best: {last} names no existing best checkpoint (got {best!r})")
-        config["ckpt_path"] = best
+    def _check_checkpoint_matches_model(self) -> None:
+        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
+        if ckpt_path is not None:
+            keys = None if self.subcommand == "fit" else EVALUATION_KEYS
+            check_hyperparameters(dict(self.model.hparams), ckpt_path, keys)
+
+    def before_fit(self) -> None:
+        self._check_checkpoint_matches_model()
+
+    def after_fit(self) -> None:
+        callback = self.trainer.checkpoint_callback
+        if callback is not None and self.trainer.is_global_zero:
+            best = callback.best_model_path or "none (nothing monitored was logged)"
+            print(f"resnet-lightning: fit: best checkpoint {best}", file=sys.stderr)
+            print(f"resnet-lightning: fit: last checkpoint {callback.last_model_path}", file=sys.stderr)
 
     def before_validate(self) -> None:
-        self._resolve_best()
+        self._check_checkpoint_matches_model()
 
     def before_test(self) -> None:
-        self._resolve_best()
+        self._check_checkpoint_matches_model()
 
     def before_predict(self) -> None:
-        self._resolve_best()
+        self._check_checkpoint_matches_model()
 
 
 def _run_extra_command(name: str, argv: list[str]) -> int | None:
@@ -144,17 +144,19 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
         if code:  # e.g. `plugins` exits 1 when a plugin fails to load, as a CI check would want
             raise SystemExit(code)
         return None
+    _refuse_auto_optimizer(argv)
+    stop = StopOnSignal()
     try:
         return ResNetLightningCLI(
             ResNetClassifier,
             LightningDataModule,
             subclass_mode_data=True,
-            trainer_defaults={"callbacks": [RNGStateCheckpoint()]},
+            trainer_defaults={"callbacks": [RNGStateCheckpoint(), stop]},
             # Logs the whole resolved config as flat keys (plus versions) to every logger.
             save_config_callback=LoggerSaveConfigCallback,
-            # Each logger version has its own directory; without a logger, `test` after
-            # `fit` writes its config where the fit's was.
+            # A resumed fit writes its config where the run's first part did.
             save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
             parser_kwargs={"description": _description()},
             args=args,  # None: LightningCLI reads sys.argv itself
             run=run,
@@ -162,6 +164,42 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
     except USER_ERRORS as exc:
         print(f"resnet-lightning: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
+    except SIGTERMException:
+        signum = stop.signum or signal.SIGTERM
+        print(_resume_hint(signal.Signals(signum).name, stop, argv), file=sys.stderr)
+        raise SystemExit(128 + signum) from None
+
+
+def _refuse_auto_optimizer(argv: list[str]) -> None:
+    for arg in argv:
+        flag = arg.split("=", 1)[0]
+        if flag.split(".", 1)[0] in AUTO_OPTIMIZER_FLAGS:
+            what = flag.split(".", 1)[0].removeprefix("--")
+            print(
+                f"resnet-lightning: error: {flag} is not an option here: set the model's {what} with --model.{what} "
+                f"(e.g. --model.optimizer SGD --model.optimizer.lr 0.05), which keeps its schedule and warm-up",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+
+
+def _resume_hint(signal_name: str, stop: StopOnSignal, argv: list[str]) -> str:
+    """What a fit stopped by a signal prints: where its state is and the command that continues it."""
+    if stop.last_checkpoint is None:
+        return f"resnet-lightning: fit stopped by {signal_name} before training started; nothing to resume"
+    args = list(argv)
+    for i, arg in enumerate(args):  # drop an earlier --ckpt_path: the new one is the run's last state
+        if arg == "--ckpt_path" and i + 1 < len(args):
+            del args[i : i + 2]
+            break
+        if arg.startswith("--ckpt_path="):
+            del args[i]
+            break
+    command = shlex.join(["resnet-lightning", *args, "--ckpt_path", str(stop.last_checkpoint)])
+    return (
+        f"resnet-lightning: fit stopped by {signal_name} at epoch {stop.epoch}, step {stop.step}; its state is saved "
+        f"in {stop.last_checkpoint}. Continue it with:\n  {command}"
+    )
 
 
 def _description() -> str:

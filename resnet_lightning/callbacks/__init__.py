@@ -10,6 +10,8 @@ from .gradient_flow import GradientFlowMonitor
 from .model_summary import ArchitectureSummary, model_summary
 from .residual_stats import ResidualBranchMonitor, residual_ratios
 from .rng_state import RNGStateCheckpoint
+from .run_checkpoint import RunCheckpoint
+from .signals import StopOnSignal
 from .test_report import TestReport
 
 __all__ = [
@@ -18,6 +20,8 @@ __all__ = [
     "GradientFlowMonitor",
     "RNGStateCheckpoint",
     "ResidualBranchMonitor",
+    "RunCheckpoint",
+    "StopOnSignal",
     "TestReport",
     "model_summary",
     "residual_ratios",

@@ -26,8 +26,8 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
     It replaces the LightningModule's own partial hyperparameter logging, which
     would repeat ``model.*`` under bare names.
 
-    With a WandbLogger the YAML goes into the W&B run's files (uploaded with the
-    run) instead of the logger's ``save_dir``, which every W&B run shares. The
+    ``config.yaml`` goes into the log directory, which the CLI makes the run
+    directory; with a WandbLogger it also goes into the W&B run's files. The
     W&B run id is kept in checkpoints, so ``fit --ckpt_path`` continues the same
     run (see :func:`~resnet_lightning.tracking.wandb_resume_id`).
     """
@@ -39,8 +39,6 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._trainer = trainer
-        if isinstance(trainer.logger, WandbLogger):
-            self.save_to_log_dir = False  # written into the run's own directory by save_config
         if trainer.loggers:
             # The full config includes every model.* value: the module's own
             # hparams logging would only repeat them under bare names. Set on
