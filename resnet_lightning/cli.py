@@ -28,7 +28,15 @@ from .checkpoint_io import AtomicCheckpointIO, CheckpointError
 from .models import BlockContractError
 from .module import NonFiniteLossError, ResNetClassifier
 from .registry import PluginError
-from .run_config import BEST_PREFIX, EVALUATION_KEYS, RunConfigError, check_hyperparameters, prepare_evaluation_run, prepare_fit_run
+from .run_config import (
+    BEST_PREFIX,
+    EVALUATION_KEYS,
+    RunConfigError,
+    check_hyperparameters,
+    prepare_evaluation_run,
+    prepare_fit_run,
+    reconcile_hyperparameters,
+)
 from .runs import RunNotFoundError
 from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger
 
@@ -86,6 +94,14 @@ class ResNetLightningCLI(LightningCLI):
             self.run_dir = prepare_fit_run(config)
         else:
             self.run_dir = prepare_evaluation_run(config, self.subcommand)
+        if config.get("ckpt_path") is not None:
+            defaults = self._subcommand_parsers[self.subcommand].get_defaults().model
+            adopted = reconcile_hyperparameters(config.model, defaults, config.ckpt_path, self._compared_keys())
+            if adopted:
+                print(f"resnet-lightning: {self.subcommand}: from the checkpoint: "
+                      + ", ".join(f"model.{k}={v!r}" for k, v in adopted.items()), file=sys.stderr)
+                self.config = self.parser.parse_object({self.subcommand: {"model": adopted}}, self.config)
+                config = self.config[self.subcommand]
         # A WandbLogger gets project/group/tags from the run name, the run id of the
         # checkpoint it resumes, offline mode when W&B is unreachable, and the run directory.
         prepare_wandb_logger(config, self.subcommand)
@@ -96,11 +112,21 @@ class ResNetLightningCLI(LightningCLI):
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning's version overwrites every --model.* option with the checkpoint's
+        # hyperparameters (and reads a damaged file with a traceback); the checkpoint is
+        # resolved, checked and reconciled with the options in before_instantiate_classes.
+        return
+
+    def _compared_keys(self) -> tuple[str, ...] | None:
+        """The hyperparameters a checkpoint must agree on: all to continue a fit, the network's to evaluate."""
+        return None if self.subcommand == "fit" else EVALUATION_KEYS
+
     def _check_checkpoint_matches_model(self) -> None:
+        # After instantiation: num_classes and in_channels are linked from the DataModule.
         ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
         if ckpt_path is not None:
-            keys = None if self.subcommand == "fit" else EVALUATION_KEYS
-            check_hyperparameters(dict(self.model.hparams), ckpt_path, keys)
+            check_hyperparameters(dict(self.model.hparams), ckpt_path, self._compared_keys())
 
     def before_fit(self) -> None:
         self._check_checkpoint_matches_model()

@@ -37,6 +37,7 @@ UNTRAINED = "untrained"  # --ckpt_path untrained: evaluate a freshly initialised
 BEST_PREFIX = "best-"
 # What decides the network an evaluation computes; fit resumes compare every hyperparameter.
 EVALUATION_KEYS = ("arch", "block", "arch_kwargs", "num_classes", "in_channels")
+LINKED_KEYS = ("num_classes", "in_channels")  # set from the DataModule when instantiating; checked after
 
 
 class RunConfigError(ValueError):
@@ -240,6 +241,56 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def reconcile_hyperparameters(
+    model: Namespace, defaults: Namespace, ckpt_path: str | os.PathLike[str], keys: tuple[str, ...] | None
+) -> dict[str, Any]:
+    """The checkpoint's hyperparameters for the model options left at their defaults; an error for contradictions.
+
+    Lightning's CLI replaces every ``--model.*`` value with the checkpoint's, so
+    ``test --model.arch cifar_resnet56 --ckpt_path <a resnet20>`` silently tests the
+    resnet20. Here an option the user set (anything but its default) that the
+    checkpoint contradicts is an error naming both; options left at their defaults
+    take the checkpoint's values, so ``test --ckpt_path FILE`` alone rebuilds its model.
+
+    Args:
+        model: The configured ``model`` section.
+        defaults: The parser's defaults for it.
+        ckpt_path: The checkpoint about to be loaded.
+        keys: The hyperparameters that matter (None: every one the checkpoint saved).
+
+    Returns:
+        ``{key: checkpoint value}`` to apply to the model section.
+
+    Raises:
+        CheckpointError: Naming each contradiction and the fix.
+    """
+    saved = _saved_hyperparameters(ckpt_path)
+    adopt, differ = {}, []
+    for key in keys or list(saved):
+        if key.startswith("_") or key in LINKED_KEYS or key not in saved or key not in model:
+            continue
+        ours, theirs = _plain(model[key]), _plain(saved[key])
+        if ours == theirs:
+            continue
+        if ours == _plain(defaults.get(key)):
+            adopt[key] = theirs
+        else:
+            differ.append(f"model.{key} is {ours!r} here but {theirs!r} in the checkpoint")
+    if differ:
+        _refuse(ckpt_path, differ)
+    return adopt
+
+
+def _saved_hyperparameters(ckpt_path: str | os.PathLike[str]) -> dict[str, Any]:
+    return torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True).get("hyper_parameters", {})
+
+
+def _refuse(ckpt_path: str | os.PathLike[str], differ: list[str]) -> None:
+    run_dir = runs.run_of_checkpoint(ckpt_path)
+    fix = f"--config {run_dir / 'config.yaml'}" if run_dir and (run_dir / "config.yaml").is_file() else "the fit's options"
+    raise CheckpointError(f"{ckpt_path}: {'; '.join(differ)}. Pass {fix}, or drop the contradicting --model options")
+
+
 def check_hyperparameters(model_hparams: dict[str, Any], ckpt_path: str | os.PathLike[str], keys: tuple[str, ...] | None) -> None:
     """Raise when the configured model contradicts the hyperparameters saved in a checkpoint.
 
@@ -251,13 +302,11 @@ def check_hyperparameters(model_hparams: dict[str, Any], ckpt_path: str | os.Pat
     Raises:
         CheckpointError: Naming each differing value, both ways, and the fix.
     """
-    saved = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True).get("hyper_parameters", {})
+    saved = _saved_hyperparameters(ckpt_path)
     differ = []
     for key in keys or [k for k in saved if not k.startswith("_")]:
         if key in saved and key in model_hparams and _plain(model_hparams[key]) != _plain(saved[key]):
-            differ.append(f"model.{key} is {_plain(model_hparams[key])!r} here but {_plain(saved[key])!r} in the checkpoint")
-    if not differ:
-        return
-    run_dir = runs.run_of_checkpoint(ckpt_path)
-    fix = f"--config {run_dir / 'config.yaml'}" if run_dir and (run_dir / "config.yaml").is_file() else "the fit's options"
-    raise CheckpointError(f"{ckpt_path}: {'; '.join(differ)}. Pass {fix} (or drop the contradicting --model options)")
+            source = "for this --data" if key in LINKED_KEYS else "here"
+            differ.append(f"model.{key} is {_plain(model_hparams[key])!r} {source} but {_plain(saved[key])!r} in the checkpoint")
+    if differ:
+        _refuse(ckpt_path, differ)
