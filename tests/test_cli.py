@@ -34,9 +34,11 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: i
 def test_digits_main_job_fit_then_test_reaches_97_percent(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     fit = cli_main(["fit", "--config", DIGITS, *QUIET])
-    ckpt_dir = tmp_path / "checkpoints" / "digits-cifar_resnet20"
-    assert (ckpt_dir / "last.ckpt").is_file()
+    ckpt_dir = tmp_path / "digits-cifar_resnet20" / "version_0" / "checkpoints"
     assert Path(fit.trainer.checkpoint_callback.best_model_path).parent == ckpt_dir
+    # last.ckpt is the final state (epoch 15 of 15), whether or not val/acc improved at the end.
+    last = torch.load(ckpt_dir / "last.ckpt", map_location="cpu", weights_only=False, mmap=True)
+    assert (last["epoch"], last["global_step"]) == (14, fit.trainer.global_step)
 
     # A new CLI (as a new process would be) finds the best checkpoint through last.ckpt.
     test = cli_main(["test", "--config", DIGITS, "--ckpt_path", "best", *QUIET])

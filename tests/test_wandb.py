@@ -56,7 +56,8 @@ def _cli_args(root: Path, *extra: str) -> list[str]:
 
 
 def _run_dirs(root: Path) -> list[Path]:
-    return sorted((root / "logs" / "wandb").glob("offline-run-*"))
+    """Every offline W&B run under ``root``: each in its run directory's ``wandb/``."""
+    return sorted(root.glob("**/wandb/offline-run-*"))
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ Examples::
     resnet-lightning analyze lesion --ckpt_path resnet56.ckpt plain56.ckpt --output_dir analyses/lesion
     resnet-lightning analyze lesion --ckpt_path best.ckpt --data CIFAR10DataModule --data.root data/
     resnet-lightning analyze shattered --depth 24 --output_dir analyses/shattered --wandb true
-    resnet-lightning analyze degradation --runs logs/wandb/offline-run-* --output_dir analyses/degradation
-    resnet-lightning analyze gradient_flow --runs logs/wandb/offline-run-*-<plain56 id> logs/wandb/offline-run-*-<resnet56 id>
+    resnet-lightning analyze degradation --runs */version_*/wandb/offline-run-* --output_dir analyses/degradation
+    resnet-lightning analyze gradient_flow --runs */version_*/wandb/offline-run-*-<plain56 id> */version_*/wandb/offline-run-*-<resnet56 id>
 
 Each writes ``<name>.png``, ``<name>.csv`` and ``<name>.json`` to ``--output_dir``;
 ``--wandb true`` also logs them to a W&B run (``job_type=analysis``; offline

@@ -48,7 +48,7 @@ def _error(row: dict[str, Any], stage: str) -> float | None:
 
 
 def _curves(config: dict[str, Any], rows: Sequence[dict[str, Any]]) -> Curves:
-    from ..tracking.wandb_setup import arch_depth
+    from ..runs import arch_depth
 
     # Flat CLI config keys (LoggerSaveConfigCallback), else the LightningModule's own hparams.
     arch = str(config.get("model.arch", config.get("arch", "?")))

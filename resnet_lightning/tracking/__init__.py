@@ -5,6 +5,7 @@ carry the whole configuration, continue across resumes and fall back to offline.
 """
 
 from .config import flatten_config, version_info
+from .csv_logger import RunCSVLogger
 from .offline import OfflineRun, read_offline_run
 from .save_config import LoggerSaveConfigCallback
 from .wandb_setup import offline_reason, prepare_wandb_logger, resolve_wandb_mode, run_names, wandb_resume_id
@@ -12,6 +13,7 @@ from .wandb_setup import offline_reason, prepare_wandb_logger, resolve_wandb_mod
 __all__ = [
     "LoggerSaveConfigCallback",
     "OfflineRun",
+    "RunCSVLogger",
     "flatten_config",
     "offline_reason",
     "prepare_wandb_logger",

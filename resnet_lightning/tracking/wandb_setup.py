@@ -9,25 +9,32 @@ Three things happen here, all before ``wandb.init`` can run:
   carries (:class:`~resnet_lightning.tracking.LoggerSaveConfigCallback` stores it),
   instead of starting a second run for the same training; ``validate``/``test``
   ``--ckpt_path`` add their results to that run too.
-* **Offline.** With no API key, or no route to the W&B server, the run is logged
-  offline with one line saying so; ``wandb sync`` uploads it later. ``wandb.init``
-  never waits on a network that is not there.
+* **Offline.** With no API key, or a W&B server that does not answer (or answers
+  with an error) within seconds, the run is logged offline with one line saying so;
+  ``wandb sync`` uploads it later. ``wandb.init`` never waits long on a network that
+  is not there, and a server that fails after the probe still cannot crash the run.
 """
 
 from __future__ import annotations
 
+import functools
+import http.client
 import importlib
+import json
 import netrc
 import os
-import re
-import socket
 import sys
 import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import torch
+
+from ..runs import arch_depth, data_name, run_name
 
 DEFAULT_HOST = "https://api.wandb.ai"
 RUN_ID_STATE_KEY = "wandb_run_id"
@@ -45,49 +52,118 @@ def _api_key_available(host: str) -> bool:
         return False
 
 
-def _reachable(host: str, timeout: float) -> bool:
-    """TCP connect to the W&B server, in a thread so a hanging DNS lookup cannot block us."""
-    parsed = urlparse(host)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    result: list[bool] = []
+# A trivial GraphQL query: every W&B server answers it (data, or 401 without a key);
+# a hung server, a 5xx or a web server that is not W&B does not.
+PROBE_QUERY = json.dumps({"query": "query Probe { viewer { id } }"}).encode()
+# wandb.init's own bound (wandb's default is 90 s, and a hung server then crashes the
+# run). 30 s is ten times what a healthy server needs to create or resume a run.
+INIT_TIMEOUT = 30.0
+
+
+def _answers_graphql(body: bytes) -> bool:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and ("data" in answer or "errors" in answer)
+
+
+def _server_problem(host: str, timeout: float) -> str | None:
+    """What keeps the W&B server at ``host`` from being used, or None when it answers like one.
+
+    One GraphQL POST, what ``wandb.init`` sends first, in a daemon thread joined with
+    ``timeout``: urllib's timeout bounds each socket operation, not the lookup of the
+    name nor a server that trickles bytes, and the thread bounds them all.
+    """
+    request = urllib.request.Request(
+        host.rstrip("/") + "/graphql", data=PROBE_QUERY, headers={"Content-Type": "application/json"}
+    )
+    result: list[str | None] = []
 
     def probe() -> None:
         try:
-            with socket.create_connection((parsed.hostname or host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
-            result.append(False)
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, body = response.status, response.read(1 << 16)
+            result.append(None if _answers_graphql(body) else f"answered HTTP {status}, but not as a W&B server")
+        except urllib.error.HTTPError as error:
+            # 401/403 is a W&B server declining an anonymous query: the credentials are wandb.init's to check.
+            result.append(None if error.code in (401, 403) else f"answered HTTP {error.code}")
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            reason = error.reason if isinstance(error, urllib.error.URLError) else error
+            if isinstance(reason, TimeoutError):
+                result.append(f"did not answer within {timeout:g} s")
+            else:
+                result.append(f"is not reachable ({str(reason) or type(reason).__name__})")
 
-    thread = threading.Thread(target=probe, daemon=True)
+    thread = threading.Thread(target=probe, name="wandb-probe", daemon=True)
     thread.start()
-    thread.join(timeout + 0.5)
-    return bool(result and result[0])
+    thread.join(timeout)
+    return result[0] if result else f"did not answer within {timeout:g} s"
 
 
-def offline_reason(timeout: float = 3.0) -> str | None:
-    """Why W&B cannot be used online (no API key, server unreachable), or None if it can.
+def offline_reason(timeout: float = 5.0) -> str | None:
+    """Why W&B cannot be used online (no API key, server not answering), or None if it can.
 
     Args:
-        timeout: Seconds to wait for a TCP connection to the server.
+        timeout: Seconds the server has to answer one request, name lookup included.
     """
     host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
     if not _api_key_available(host):
         return "no W&B API key (set WANDB_API_KEY or run `wandb login`)"
-    if not _reachable(host, timeout):
-        return f"{host} is not reachable"
-    return None
+    problem = _server_problem(host, timeout)
+    return None if problem is None else f"{host} {problem}"
 
 
-def resolve_wandb_mode(timeout: float = 3.0, save_dir: str | os.PathLike[str] | None = None) -> str:
+def _say_offline(reason: str, save_dir: str | os.PathLike[str] | None) -> None:
+    runs = Path(save_dir or ".") / "wandb"
+    print(f"wandb: {reason}; logging offline to {runs}/ — upload later with `wandb sync {runs}/offline-run-*`",
+          file=sys.stderr)
+
+
+def _offline_if_init_fails(init: Callable[..., Any]) -> Callable[..., Any]:
+    """``wandb.init`` that starts an offline run where the online one fails to reach the server.
+
+    wandb 0.31 has no setting to fall back by itself (``init_timeout`` only bounds the
+    wait, then raises ``CommError``), and Lightning calls ``wandb.init`` lazily from
+    ``WandbLogger.experiment``, long after the CLI config is prepared. Wrapping the one
+    function every caller goes through covers WandbLogger and user code alike and leaves
+    the config as the user wrote it. Usage errors (bad arguments) still raise.
+    """
+
+    @functools.wraps(init)
+    def init_or_offline(*args: Any, **kwargs: Any) -> Any:
+        from wandb.errors import CommError
+
+        try:
+            return init(*args, **kwargs)
+        except (CommError, TimeoutError) as error:
+            mode = kwargs.get("mode") or os.environ.get("WANDB_MODE", "")
+            if mode.strip().lower() in ("offline", "dryrun", "disabled"):
+                raise
+            host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
+            message = " ".join(str(error).split())  # wandb's messages span lines
+            _say_offline(f"{host} failed while starting the run ({message[:200]})", kwargs.get("dir"))
+            return init(*args, **{**kwargs, "mode": "offline"})
+
+    init_or_offline.falls_back_offline = True  # type: ignore[attr-defined]
+    return init_or_offline
+
+
+def resolve_wandb_mode(timeout: float = 5.0, save_dir: str | os.PathLike[str] | None = None) -> str:
     """Choose ``online``/``offline``/``disabled`` for wandb and export it as ``WANDB_MODE``.
 
     An explicit ``WANDB_MODE`` is respected. Otherwise the run goes offline, with
     a one-line message on stderr, when no API key is configured or the server
-    (``WANDB_BASE_URL``, default ``https://api.wandb.ai``) cannot be reached within
-    ``timeout`` seconds. The choice is exported so DDP worker processes agree.
+    (``WANDB_BASE_URL``, default ``https://api.wandb.ai``) does not answer a GraphQL
+    query within ``timeout`` seconds (no answer, an HTTP 5xx, not a W&B server). The
+    choice is exported so DDP worker processes agree.
+
+    When online, ``wandb.init`` is bounded by ``WANDB_INIT_TIMEOUT`` (30 s unless set)
+    and, should the server fail after the probe, starts an offline run instead of
+    raising, with the same one-line message.
 
     Args:
-        timeout: Seconds to wait for a TCP connection to the server.
+        timeout: Seconds the server has to answer the probe.
         save_dir: Where the runs go (named in the message; default ``.``).
 
     Returns:
@@ -98,11 +174,14 @@ def resolve_wandb_mode(timeout: float = 3.0, save_dir: str | os.PathLike[str] | 
         return "offline" if mode == "dryrun" else mode
     reason = offline_reason(timeout)
     if reason is None:
+        import wandb
+
+        os.environ.setdefault("WANDB_INIT_TIMEOUT", f"{INIT_TIMEOUT:g}")
+        if not getattr(wandb.init, "falls_back_offline", False):
+            wandb.init = _offline_if_init_fails(wandb.init)
         return "online"
     os.environ["WANDB_MODE"] = "offline"
-    runs = Path(save_dir or ".") / "wandb"
-    print(f"wandb: {reason}; logging offline to {runs}/ — upload later with `wandb sync {runs}/offline-run-*`",
-          file=sys.stderr)
+    _say_offline(reason, save_dir)
     return "offline"
 
 
@@ -147,14 +226,6 @@ def _wandb_logger_args(config: Any) -> list[Any]:
     return [logger.init_args for logger in loggers if _is_wandb_logger(getattr(logger, "class_path", None))]
 
 
-def arch_depth(arch: str, arch_kwargs: dict[str, Any] | None) -> int | None:
-    """The depth an architecture was asked for: ``arch_kwargs["depth"]``, else the name's number."""
-    if arch_kwargs and isinstance(arch_kwargs.get("depth"), int):
-        return arch_kwargs["depth"]
-    match = re.search(r"(\d+)$", arch)  # cifar_resnet56 -> 56, resnet50 -> 50
-    return int(match.group(1)) if match else None
-
-
 def run_names(data_class_path: str, arch: str, block: str | None, arch_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """Default ``project``, ``group`` and ``tags`` for a run of this setting.
 
@@ -167,25 +238,19 @@ def run_names(data_class_path: str, arch: str, block: str | None, arch_kwargs: d
         block: Block name, or None for the architecture's default.
         arch_kwargs: Architecture options (a ``depth`` there names the depth).
     """
-    data = data_class_path.rsplit(".", 1)[-1].removesuffix("DataModule").lower()
+    data = data_name(data_class_path)
     depth = arch_depth(arch, arch_kwargs)
-    group = "-".join(str(p) for p in (data, arch, block) if p)
-    if depth is not None and not arch.endswith(str(depth)):
-        group += f"-d{depth}"
     tags = [f"data:{data}", f"arch:{arch}", f"block:{block or 'default'}"]
     if depth is not None:
         tags.append(f"depth:{depth}")
-    return {"project": f"resnet-lightning-{data}", "group": group.replace(":", "_"), "tags": tags}
+    group = run_name(data_class_path, arch, block, arch_kwargs)  # the run directory's name too
+    return {"project": f"resnet-lightning-{data}", "group": group, "tags": tags}
 
 
 def _resume_checkpoint(config: Any) -> Path | None:
+    # The CLI has resolved `best`/`last` to a file by now; "hpc" is Lightning's own.
     ckpt_path = config.get("ckpt_path")
-    if ckpt_path is None:
-        return None
-    if ckpt_path in ("last", "best", "hpc") and config.get("checkpoint") and config.checkpoint.dirpath:
-        # `best` is a checkpoint of the same run as `last`, which always exists beside it.
-        return Path(config.checkpoint.dirpath) / "last.ckpt"
-    return Path(ckpt_path)
+    return None if ckpt_path in (None, "last", "best", "hpc") else Path(ckpt_path)
 
 
 def prepare_wandb_logger(config: Any, subcommand: str | None) -> bool:

@@ -1,0 +1,225 @@
+"""Checkpoint saves that a ``kill -9`` or a power cut cannot leave half-written.
+
+Lightning's ``TorchCheckpointIO`` writes through an fsspec transaction: the bytes
+go to a temporary file in ``$TMPDIR``, which is then *moved* onto the target. When
+``$TMPDIR`` is on another filesystem (``/dev/shm``, a node-local scratch disk) the
+move is a copy into the target itself, so a process killed during it leaves a
+truncated ``last.ckpt``, and the temporary file stays behind in ``$TMPDIR``.
+
+:class:`AtomicCheckpointIO` writes the temporary file next to the target instead,
+where ``os.replace`` is an atomic rename: a reader sees the old checkpoint or the
+new one, never a mixture. :func:`checkpoint_problem` tells a complete checkpoint
+from a damaged one before Lightning fails on it deep inside ``fit``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+from lightning.fabric.plugins import TorchCheckpointIO
+from typing_extensions import override
+
+# Temporary files are named ".<target>.partial-<pid>-<token>": hidden, plainly
+# unfinished, and carrying the pid of the process that writes them.
+_PARTIAL = re.compile(r"^\.(?P<target>.+)\.partial-(?P<pid>\d+)-(?P<token>[0-9a-f]+)$")
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save (and so Lightning) writes a zip archive
+_MAX_ERROR_CHARS = 160
+
+# The partial files this process is writing right now (a save may run in a thread,
+# e.g. under Lightning's AsyncCheckpointIO); the clean-up never touches them.
+_in_flight: set[str] = set()
+_in_flight_lock = threading.Lock()
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``TorchCheckpointIO`` whose local saves are atomic and durable.
+
+    A local checkpoint is written to a hidden ``.<name>.partial-<pid>-<token>`` file
+    in the target's own directory, flushed and fsync'ed, renamed onto the target with
+    ``os.replace``, and the directory is fsync'ed so that the rename survives a power
+    cut too. A save that fails removes its partial file; partial files left by killed
+    processes are removed by the next save into the same directory. Remote paths
+    (``s3://`` and other fsspec URLs) are saved by Lightning's ``TorchCheckpointIO``.
+
+    Use it as ``Trainer(plugins=[AtomicCheckpointIO()])``.
+    """
+
+    @override
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        """Save ``checkpoint`` to ``path``, replacing any file there in one atomic step.
+
+        Args:
+            checkpoint: What ``torch.save`` writes (Lightning's ``dump_checkpoint`` dict).
+            path: The checkpoint file; a local path or a ``file://`` URL is saved
+                atomically, any other URL by ``TorchCheckpointIO``.
+            storage_options: Not supported, as in ``TorchCheckpointIO`` (a ``TypeError``).
+        """
+        fs, local_path = url_to_fs(os.fspath(path))
+        if storage_options is not None or not isinstance(fs, LocalFileSystem):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        target = Path(local_path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_partials(target.parent)
+        partial, fd = _create_partial(target)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())  # the bytes are on disk before the rename can be
+            os.replace(partial, target)
+            _fsync_directory(target.parent)  # ... and so is the rename
+        except BaseException:  # KeyboardInterrupt too: never leave a partial file we could remove
+            partial.unlink(missing_ok=True)
+            raise
+        finally:
+            with _in_flight_lock:
+                _in_flight.discard(str(partial))
+
+
+def _remove_stale_partials(directory: Path) -> None:
+    """Remove the partial checkpoint files in ``directory`` that no save is writing any more.
+
+    A partial file belongs to the process whose pid is in its name. It is stale when that
+    process is dead (killed during a save), or when it is this process but not one of its
+    saves in flight (a dead process whose pid this one reuses, as after a restart in a
+    container). A partial file of another *live* process is kept, since that process may
+    still be writing it: the price is a leftover file when an unrelated process happens to
+    hold a dead writer's pid, never a save broken under a writer's feet. (Each run saves
+    into its own directory, so two writers in one directory should not happen at all.)
+    Processes on other hosts sharing the directory over NFS look dead from here.
+
+    Args:
+        directory: The checkpoint directory.
+    """
+    for entry in os.scandir(directory):
+        match = _PARTIAL.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(match["pid"])
+        with _in_flight_lock:
+            stale = entry.path not in _in_flight if pid == os.getpid() else not _is_alive(pid)
+        if stale:
+            Path(entry.path).unlink(missing_ok=True)  # missing: removed meanwhile by another cleaner
+
+
+def _create_partial(target: Path) -> tuple[Path, int]:
+    """Create ``target``'s partial file exclusively; its path and an open descriptor."""
+    # Not tempfile.mkstemp: it creates the file with mode 0600, and the rename would give
+    # the checkpoint that mode. os.open with 0o666 lets the umask decide, as for any file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        partial = target.with_name(f".{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            fd = os.open(partial, flags, 0o666)
+        except FileExistsError:  # another token, then
+            continue
+        with _in_flight_lock:
+            _in_flight.add(str(partial))
+        return partial, fd
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable, where the OS can fsync a directory."""
+    if not hasattr(os, "O_DIRECTORY"):  # Windows: directories cannot be opened for fsync
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as error:  # some filesystems do not support it; a real I/O error still raises
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _is_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (a zombie counts as alive)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it on Windows: assume alive, keep the file
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: no signal sent, only the existence check
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, damaged, or not a Lightning checkpoint."""
+
+
+def checkpoint_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with the checkpoint at ``path``, in one line; ``None`` if it is complete.
+
+    The file is loaded memory-mapped, so the tensors are not read: a truncated file fails
+    at once, when its zip central directory (written last) is missing. Loading runs the
+    checkpoint's pickle (``weights_only=False``, as Lightning itself loads checkpoints with
+    hyperparameter objects), so pass only files you trust. Only local files are checked:
+    for a URL the answer is ``None`` and Lightning reports what it finds.
+
+    Args:
+        path: The checkpoint file.
+
+    Returns:
+        ``None``, or a reason that names the file, says what is wrong and what to do.
+    """
+    fs, local_path = url_to_fs(os.fspath(path))
+    if not isinstance(fs, LocalFileSystem):
+        return None
+    where = f"checkpoint '{os.fspath(path)}'"
+    if not os.path.exists(local_path):
+        return f"{where} does not exist; check the path"
+    if not os.path.isfile(local_path):
+        return f"{where} is not a file; pass a .ckpt file"
+    damaged = (f"{where} is incomplete or corrupt (a save was interrupted, or the file was truncated): {{}}; "
+               "pass another checkpoint, e.g. the run's best-*.ckpt")
+    try:
+        with open(local_path, "rb") as file:
+            head = file.read(len(_ZIP_MAGIC))
+    except OSError as error:
+        return f"{where} cannot be read: {_one_line(error)}"
+    if head != _ZIP_MAGIC:
+        if not head.strip(b"\0"):  # empty, or zeros (the size of a write the disk lost)
+            return damaged.format("it is empty or starts with zero bytes")
+        return f"{where} is not a checkpoint written by torch.save (not a zip archive); pass a .ckpt file"
+    try:
+        checkpoint = torch.load(local_path, map_location="cpu", weights_only=False, mmap=True)
+    except (ImportError, AttributeError) as error:  # pickle could not find a class the checkpoint names
+        return f"{where} refers to code that cannot be imported: {_one_line(error)}; install the package that saved it"
+    except Exception as error:  # noqa: BLE001 - any other failure to load means a damaged file
+        return damaged.format(_one_line(error))
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        return f"{where} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt file saved by a fit"
+    return None
+
+
+def require_complete_checkpoint(path: str | os.PathLike) -> None:
+    """Raise :class:`CheckpointError` with :func:`checkpoint_problem`'s reason, if there is one.
+
+    Args:
+        path: The checkpoint file.
+
+    Raises:
+        CheckpointError: ``path`` is missing, damaged, or not a Lightning checkpoint.
+    """
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise CheckpointError(problem)
+
+
+def _one_line(error: BaseException) -> str:
+    """``"TypeName: message"`` on one line, shortened (torch's errors span lines)."""
+    message = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
