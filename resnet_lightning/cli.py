@@ -32,10 +32,12 @@ from .run_config import (
     BEST_PREFIX,
     EVALUATION_KEYS,
     RunConfigError,
-    check_hyperparameters,
+    check_linked_hyperparameters,
     prepare_evaluation_run,
     prepare_fit_run,
     reconcile_hyperparameters,
+    saved_hyperparameters,
+    tell,
 )
 from .runs import RunNotFoundError
 from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger
@@ -65,6 +67,7 @@ class ResNetLightningCLI(LightningCLI):
     ``predict`` and ``fit --ckpt_path last`` find again by run name."""
 
     run_dir: Path | None = None
+    saved_hparams: dict[str, Any] | None = None  # of the checkpoint to load, if any
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
@@ -94,12 +97,13 @@ class ResNetLightningCLI(LightningCLI):
             self.run_dir = prepare_fit_run(config)
         else:
             self.run_dir = prepare_evaluation_run(config, self.subcommand)
-        if config.get("ckpt_path") is not None:
+        self.saved_hparams = None if config.get("ckpt_path") is None else saved_hyperparameters(config.ckpt_path)
+        if self.saved_hparams is not None:
             defaults = self._subcommand_parsers[self.subcommand].get_defaults().model
-            adopted = reconcile_hyperparameters(config.model, defaults, config.ckpt_path, self._compared_keys())
+            keys = None if self.subcommand == "fit" else EVALUATION_KEYS  # all to continue a fit, the network's to evaluate
+            adopted = reconcile_hyperparameters(config.model, defaults, self.saved_hparams, config.ckpt_path, keys)
             if adopted:
-                print(f"resnet-lightning: {self.subcommand}: from the checkpoint: "
-                      + ", ".join(f"model.{k}={v!r}" for k, v in adopted.items()), file=sys.stderr)
+                tell(f"{self.subcommand}: from the checkpoint: " + ", ".join(f"model.{k}={v!r}" for k, v in adopted.items()))
                 self.config = self.parser.parse_object({self.subcommand: {"model": adopted}}, self.config)
                 config = self.config[self.subcommand]
         # A WandbLogger gets project/group/tags from the run name, the run id of the
@@ -118,25 +122,18 @@ class ResNetLightningCLI(LightningCLI):
         # resolved, checked and reconciled with the options in before_instantiate_classes.
         return
 
-    def _compared_keys(self) -> tuple[str, ...] | None:
-        """The hyperparameters a checkpoint must agree on: all to continue a fit, the network's to evaluate."""
-        return None if self.subcommand == "fit" else EVALUATION_KEYS
-
     def _check_checkpoint_matches_model(self) -> None:
-        # After instantiation: num_classes and in_channels are linked from the DataModule.
-        ckpt_path = self.config_init[self.subcommand].get("ckpt_path")
-        if ckpt_path is not None:
-            check_hyperparameters(dict(self.model.hparams), ckpt_path, self._compared_keys())
+        if self.saved_hparams is not None:
+            check_linked_hyperparameters(dict(self.model.hparams), self.saved_hparams, self.config_init[self.subcommand].ckpt_path)
 
     def before_fit(self) -> None:
         self._check_checkpoint_matches_model()
 
     def after_fit(self) -> None:
         callback = self.trainer.checkpoint_callback
-        if callback is not None and self.trainer.is_global_zero:
-            best = callback.best_model_path or "none (nothing monitored was logged)"
-            print(f"resnet-lightning: fit: best checkpoint {best}", file=sys.stderr)
-            print(f"resnet-lightning: fit: last checkpoint {callback.last_model_path}", file=sys.stderr)
+        if callback is not None:
+            tell(f"fit: best checkpoint {callback.best_model_path or 'none (nothing monitored was logged)'}")
+            tell(f"fit: last checkpoint {callback.last_model_path}")
 
     def before_validate(self) -> None:
         self._check_checkpoint_matches_model()

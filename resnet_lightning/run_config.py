@@ -44,7 +44,8 @@ class RunConfigError(ValueError):
     """The command line asks for a run or checkpoint that cannot be used as asked."""
 
 
-def _tell(message: str) -> None:
+def tell(message: str) -> None:
+    """Print ``resnet-lightning: <message>`` to stderr, once (on rank zero)."""
     if not _get_rank():  # rank zero, or no distributed launch
         print(f"resnet-lightning: {message}", file=sys.stderr)
 
@@ -102,7 +103,7 @@ def prepare_fit_run(config: Namespace) -> Path:
         elif run_dir is None:
             run_dir = runs.new_run(root, name)
         os.environ[RUN_ENV] = json.dumps({"run_dir": str(run_dir), "ckpt_path": config.ckpt_path})
-        _tell(f"fit: run directory {run_dir}")
+        tell(f"fit: run directory {run_dir}")
     if not explicit_dirpath:
         config.checkpoint.dirpath = str(runs.checkpoint_dir(run_dir))
     config.trainer.default_root_dir = str(run_dir)
@@ -124,13 +125,13 @@ def _fit_checkpoint(config: Namespace, root: Path, name: str) -> Path | None:
     try:
         run_dir, ckpt_dir = _checkpoint_source(config, root, name)
     except runs.RunNotFoundError as err:
-        _tell(f"fit --ckpt_path {ckpt_path}: {err}; starting a new run")
+        tell(f"fit --ckpt_path {ckpt_path}: {err}; starting a new run")
         config.ckpt_path = None
         return None
     ckpt_file = _pick_checkpoint(ckpt_dir, ckpt_path)
     require_complete_checkpoint(ckpt_file)
     config.ckpt_path = str(ckpt_file)
-    _tell(f"fit: continuing {run_dir or ckpt_dir} from {ckpt_file}")
+    tell(f"fit: continuing {run_dir or ckpt_dir} from {ckpt_file}")
     return run_dir
 
 
@@ -148,7 +149,7 @@ def _checkpoint_source(config: Namespace, root: Path, name: str) -> tuple[Path |
     else:
         run_dir, skipped = runs.newest_run_with_checkpoint(root, name)
         if skipped:
-            _tell(f"skipping newer run(s) without a checkpoint: {', '.join(p.name for p in skipped)}")
+            tell(f"skipping newer run(s) without a checkpoint: {', '.join(p.name for p in skipped)}")
     return run_dir, runs.checkpoint_dir(run_dir)
 
 
@@ -160,7 +161,7 @@ def _pick_checkpoint(ckpt_dir: Path, which: str) -> Path:
     require_complete_checkpoint(last)
     best = _checkpoint_state(last).get("best_model_path")
     if not best:
-        _tell(f"{last} records no best checkpoint (the monitored metric was never logged); using it instead")
+        tell(f"{last} records no best checkpoint (the monitored metric was never logged); using it instead")
         return last
     best_file = ckpt_dir / Path(best).name  # by name: the run directory may have been moved
     if not best_file.is_file():
@@ -186,7 +187,7 @@ def _remove_stale_best(ckpt_dir: Path, resumed_from: Path) -> None:
         return
     keep = {Path(p).name for p in _checkpoint_state(resumed_from).get("best_k_models", {})}
     for stale in runs.stale_checkpoints(ckpt_dir, keep | {resumed_from.name}, BEST_PREFIX):
-        _tell(f"removing {stale}: written after the checkpoint being resumed, by the run that was stopped")
+        tell(f"removing {stale}: written after the checkpoint being resumed, by the run that was stopped")
         stale.unlink()
 
 
@@ -203,7 +204,7 @@ def prepare_evaluation_run(config: Namespace, subcommand: str) -> Path | None:
     name, root = _name_and_root(config)
     ckpt_path = config.get("ckpt_path")
     if ckpt_path == UNTRAINED:
-        _tell(f"{subcommand}: --ckpt_path {UNTRAINED}: evaluating a freshly initialised network, as asked")
+        tell(f"{subcommand}: --ckpt_path {UNTRAINED}: evaluating a freshly initialised network, as asked")
         config.ckpt_path, run_dir = None, None
     elif ckpt_path in (None, "best", "last"):
         try:
@@ -215,7 +216,7 @@ def prepare_evaluation_run(config: Namespace, subcommand: str) -> Path | None:
                 "to evaluate an untrained network"
             ) from None
         ckpt_file = _pick_checkpoint(ckpt_dir, ckpt_path or "best")
-        _tell(f"{subcommand}: run {run_dir or ckpt_dir}, checkpoint {ckpt_file}")
+        tell(f"{subcommand}: run {run_dir or ckpt_dir}, checkpoint {ckpt_file}")
         config.ckpt_path = str(ckpt_file)
     else:
         config.ckpt_path = str(Path(ckpt_path).resolve())
@@ -242,7 +243,7 @@ def _plain(value: Any) -> Any:
 
 
 def reconcile_hyperparameters(
-    model: Namespace, defaults: Namespace, ckpt_path: str | os.PathLike[str], keys: tuple[str, ...] | None
+    model: Namespace, defaults: Namespace, saved: dict[str, Any], ckpt_path: str | os.PathLike[str], keys: tuple[str, ...] | None
 ) -> dict[str, Any]:
     """The checkpoint's hyperparameters for the model options left at their defaults; an error for contradictions.
 
@@ -255,7 +256,8 @@ def reconcile_hyperparameters(
     Args:
         model: The configured ``model`` section.
         defaults: The parser's defaults for it.
-        ckpt_path: The checkpoint about to be loaded.
+        saved: The checkpoint's hyperparameters (:func:`saved_hyperparameters`).
+        ckpt_path: The checkpoint about to be loaded (named in the error).
         keys: The hyperparameters that matter (None: every one the checkpoint saved).
 
     Returns:
@@ -264,7 +266,6 @@ def reconcile_hyperparameters(
     Raises:
         CheckpointError: Naming each contradiction and the fix.
     """
-    saved = _saved_hyperparameters(ckpt_path)
     adopt, differ = {}, []
     for key in keys or list(saved):
         if key.startswith("_") or key in LINKED_KEYS or key not in saved or key not in model:
@@ -281,7 +282,8 @@ def reconcile_hyperparameters(
     return adopt
 
 
-def _saved_hyperparameters(ckpt_path: str | os.PathLike[str]) -> dict[str, Any]:
+def saved_hyperparameters(ckpt_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The hyperparameters a checkpoint was trained with (read memory-mapped, without the weights)."""
     return torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True).get("hyper_parameters", {})
 
 
@@ -291,22 +293,24 @@ def _refuse(ckpt_path: str | os.PathLike[str], differ: list[str]) -> None:
     raise CheckpointError(f"{ckpt_path}: {'; '.join(differ)}. Pass {fix}, or drop the contradicting --model options")
 
 
-def check_hyperparameters(model_hparams: dict[str, Any], ckpt_path: str | os.PathLike[str], keys: tuple[str, ...] | None) -> None:
-    """Raise when the configured model contradicts the hyperparameters saved in a checkpoint.
+def check_linked_hyperparameters(model_hparams: dict[str, Any], saved: dict[str, Any], ckpt_path: str | os.PathLike[str]) -> None:
+    """Raise when the DataModule gave the model another shape than the checkpoint's.
+
+    ``num_classes`` and ``in_channels`` are linked from the DataModule when the model
+    is instantiated, after :func:`reconcile_hyperparameters` has checked the rest.
 
     Args:
         model_hparams: The instantiated model's hyperparameters.
-        ckpt_path: The checkpoint about to be loaded.
-        keys: The hyperparameters to compare (None: every one the checkpoint saved).
+        saved: The checkpoint's hyperparameters.
+        ckpt_path: The checkpoint about to be loaded (named in the error).
 
     Raises:
         CheckpointError: Naming each differing value, both ways, and the fix.
     """
-    saved = _saved_hyperparameters(ckpt_path)
-    differ = []
-    for key in keys or [k for k in saved if not k.startswith("_")]:
-        if key in saved and key in model_hparams and _plain(model_hparams[key]) != _plain(saved[key]):
-            source = "for this --data" if key in LINKED_KEYS else "here"
-            differ.append(f"model.{key} is {_plain(model_hparams[key])!r} {source} but {_plain(saved[key])!r} in the checkpoint")
+    differ = [
+        f"model.{key} is {model_hparams[key]!r} for this --data but {saved[key]!r} in the checkpoint"
+        for key in LINKED_KEYS
+        if key in saved and key in model_hparams and model_hparams[key] != saved[key]
+    ]
     if differ:
         _refuse(ckpt_path, differ)
