@@ -53,6 +53,14 @@ EXTRA_COMMANDS = {
         "resnet_lightning.tracking.dashboard:main",
         "save a W&B workspace laying out every metric the framework logs",
     ),
+    "search": (
+        "resnet_lightning.search.command:main",
+        "architecture and hyperparameter search over the registry on Optuna (trials are ordinary fits)",
+    ),
+    "export": (
+        "resnet_lightning.export:main",
+        "export a trained checkpoint to ONNX or torch.export (.pt2), checked against the eager model",
+    ),
 }
 USER_ERRORS = (
     PluginError, BlockContractError, NonFiniteLossError, data.DataError, RunNotFoundError, RunConfigError, CheckpointError,
