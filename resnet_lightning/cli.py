@@ -26,7 +26,7 @@ from . import data  # noqa: F401  (imports the DataModules so --data finds them 
 from .callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal
 from .checkpoint_io import AtomicCheckpointIO, CheckpointError
 from .models import BlockContractError
-from .module import NonFiniteLossError, ResNetClassifier
+from .module import ModelConfigError, NonFiniteLossError, ResNetClassifier
 from .registry import PluginError
 from .run_config import (
     BEST_PREFIX,
@@ -63,7 +63,7 @@ EXTRA_COMMANDS = {
     ),
 }
 USER_ERRORS = (
-    PluginError, BlockContractError, NonFiniteLossError, data.DataError, RunNotFoundError, RunConfigError, CheckpointError,
+    PluginError, BlockContractError, NonFiniteLossError, ModelConfigError, data.DataError, RunNotFoundError, RunConfigError, CheckpointError,
 )
 # LightningCLI's automatic optimizer would silently replace the model's own (and its schedule).
 AUTO_OPTIMIZER_FLAGS = ("--optimizer", "--lr_scheduler")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any, Literal
 
 import lightning as L
@@ -12,11 +14,17 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 from typing_extensions import override
 
+from .callbacks.ema import EMA
+from .data.augment import BatchMix
 from .factory import create_model
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+
+class ModelConfigError(ValueError):
+    """A model option has a value it cannot take; the message names it and the fix."""
 
 
 class ResNetClassifier(L.LightningModule):
@@ -47,6 +55,20 @@ class ResNetClassifier(L.LightningModule):
             parameter with fewer than 2 dimensions) from weight decay.
         channels_last: Train in ``torch.channels_last`` memory format (faster convs on GPUs).
         compile: Compile the network with ``torch.compile``; state-dict keys are unchanged.
+        mixup_alpha: MixUp (Zhang et al. 2018) on each training batch, mixing weight drawn
+            from Beta(alpha, alpha); 0 is off. The loss then takes soft targets; the
+            training accuracy is still measured against the hard labels.
+        cutmix_alpha: CutMix (Yun et al. 2019) likewise; with both on, each batch gets
+            one of the two, chosen at random (torchvision's reference recipe).
+        ema_decay: Validate, checkpoint and export an exponential moving average of the
+            weights with this decay (e.g. 0.9999); 0 is off. Adds the :class:`EMA`
+            callback (Lightning's ``EMAWeightAveraging``) to fits; ``val/acc_raw`` logs
+            the raw weights' accuracy beside ``val/acc``.
+        ema_every_n_steps: Update the average every n optimizer steps (torchvision: 32).
+        ema_start_epoch: Keep the average equal to the weights before this epoch
+            (torchvision: the warm-up epochs).
+        tta_flip: At test and predict time, average the class probabilities of each
+            image and its horizontal mirror (test-time augmentation).
     """
 
     def __init__(
@@ -64,6 +86,12 @@ class ResNetClassifier(L.LightningModule):
         no_weight_decay_on_norm_and_bias: bool = False,
         channels_last: bool = False,
         compile: bool = False,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        ema_decay: float = 0.0,
+        ema_every_n_steps: int = 1,
+        ema_start_epoch: int = 0,
+        tta_flip: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -71,6 +99,19 @@ class ResNetClassifier(L.LightningModule):
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         if warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {warmup}")
+        for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+            if alpha < 0:
+                raise ModelConfigError(
+                    f"{name}={alpha} must be >= 0 (0 turns it off; torchvision's recipe uses "
+                    f"mixup_alpha 0.2, cutmix_alpha 1.0); e.g. --model.{name} 0.2"
+                )
+        if not 0.0 <= ema_decay < 1.0 or ema_every_n_steps < 1 or ema_start_epoch < 0:
+            raise ModelConfigError(
+                f"ema_decay={ema_decay}, ema_every_n_steps={ema_every_n_steps}, ema_start_epoch={ema_start_epoch}: "
+                "need 0 <= ema_decay < 1 (0 is off; e.g. --model.ema_decay 0.9999), ema_every_n_steps >= 1 and "
+                "ema_start_epoch >= 0"
+            )
+        self.batch_mix = BatchMix(num_classes, mixup_alpha, cutmix_alpha) if mixup_alpha > 0 or cutmix_alpha > 0 else None
         self.model = create_model(
             arch, block=block, num_classes=num_classes, in_channels=in_channels, **(arch_kwargs or {})
         )
@@ -103,10 +144,37 @@ class ResNetClassifier(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)  # (N, num_classes) logits
 
-    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    @override
+    def configure_callbacks(self) -> list[L.Callback]:
+        # Fits only: test/validate/export read the checkpoint's state_dict, which already holds the average.
+        if self.hparams.ema_decay > 0 and self.trainer.state.fn == "fit":
+            return [EMA(self.hparams.ema_decay, self.hparams.ema_every_n_steps, self.hparams.ema_start_epoch)]
+        return []
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "current_model_state" in checkpoint and self._trainer is not None and self.trainer.state.fn != "fit":
+            from .run_config import tell  # late: run_config imports the CLI's pieces
+
+            tell(f"{self.trainer.state.fn.value}: evaluating the checkpoint's EMA (averaged) weights, not the raw ones")
+
+    def _evaluate(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits, or with ``tta_flip`` the log of the mean probability over the image and its mirror."""
+        if not self.hparams.tta_flip:
+            return self(images)
+        both = self(torch.cat([images, images.flip(-1)]))  # (2N, K): one forward pass for both views
+        return both.log_softmax(-1).view(2, len(images), -1).logsumexp(0) - math.log(2)  # log(mean of probs)
+
+    def _shared_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, batch_idx: int = 0) -> torch.Tensor:
         images, labels = batch  # (N, C, H, W), (N,)
-        logits = self(images)
-        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        targets = labels
+        if stage == "train" and self.batch_mix is not None:
+            # Seeded by the batch's place in the run, never by the global generator: a resumed fit mixes the same.
+            key = (int(os.environ.get("PL_GLOBAL_SEED", 0)), self.current_epoch, batch_idx, self.global_rank)
+            images, targets = self.batch_mix(images, labels, key)  # targets: (N, K), rows sum to 1
+        logits = self._evaluate(images) if stage == "test" else self(images)
+        # Soft targets go through the same cross-entropy (with probabilities), label smoothing included.
+        loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits.detach(), labels)
         # Step-level loss for the progress bar; epoch-level, synced metrics for the rest.
@@ -122,7 +190,7 @@ class ResNetClassifier(L.LightningModule):
 
     @override
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._shared_step(batch, "train")
+        loss = self._shared_step(batch, "train", batch_idx)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(self._non_finite_message(loss))
         return loss
@@ -138,7 +206,7 @@ class ResNetClassifier(L.LightningModule):
     @override
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(images).softmax(dim=-1)  # (N, num_classes) class probabilities
+        return self._evaluate(images).softmax(dim=-1)  # (N, num_classes) class probabilities
 
     def _non_finite_message(self, loss: torch.Tensor) -> str:
         lrs = [group["lr"] for group in self.trainer.optimizers[0].param_groups] if self.trainer.optimizers else []
