@@ -15,6 +15,7 @@ import os
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -43,6 +44,11 @@ class BaseDataModule(LightningDataModule):
     augmentation come from ``PL_GLOBAL_SEED`` (set by ``seed_everything``; 0 if unset,
     as for Lightning's own DDP sampler) and the epoch, never from the global RNG.
 
+    Subclasses take their own options and pass the rest on with ``**kwargs``
+    (``super().__init__(**kwargs)``): jsonargparse follows that call, so ``--data.batch_size``
+    and the others below reach the command line, with this docstring as their help.
+    A subclass that needs another default names the option and passes it on.
+
     Args:
         batch_size: Samples per batch, per device.
         num_workers: Loader worker processes; 0 loads in the main process. Ignored with ``on_device``.
@@ -61,13 +67,18 @@ class BaseDataModule(LightningDataModule):
 
     def __init__(
         self,
-        batch_size: int,
-        num_workers: int,
-        pin_memory: bool | None,
-        persistent_workers: bool | None,
+        batch_size: int = 128,
+        num_workers: int = 4,
+        pin_memory: bool | None = None,
+        persistent_workers: bool | None = None,
         on_device: bool = False,
     ) -> None:
         super().__init__()
+        # Records the whole chain of constructors' arguments: a subclass's own, and the
+        # ones it passes on through ``**kwargs``, with their defaults (Lightning reads
+        # every ``__init__`` frame up the stack). Subclasses must not call it again: from
+        # their frame only the keyword arguments actually given would be seen.
+        self.save_hyperparameters()
         if batch_size < 1:
             raise DataConfigError(f"batch_size={batch_size} must be a positive integer, e.g. --data.batch_size 128")
         if num_workers < 0:
@@ -238,11 +249,7 @@ class ArrayDataModule(BaseDataModule):
         val_size: Images moved from the training file into the validation set.
         seed: Seed for the train/val split (independent of the global training seed,
             so changing that does not move images between the two sets).
-        batch_size: See ``BaseDataModule``.
-        num_workers: See ``BaseDataModule``.
-        pin_memory: See ``BaseDataModule``.
-        persistent_workers: See ``BaseDataModule``.
-        on_device: See ``BaseDataModule``.
+        **kwargs: Loader options for ``BaseDataModule`` (``batch_size``, ``num_workers``, ...).
     """
 
     folder_name: str
@@ -252,17 +259,13 @@ class ArrayDataModule(BaseDataModule):
 
     def __init__(
         self,
-        data_dir: str,
-        download: bool,
-        val_size: int,
-        seed: int,
-        batch_size: int,
-        num_workers: int,
-        pin_memory: bool | None,
-        persistent_workers: bool | None,
-        on_device: bool = False,
+        data_dir: str = "data",
+        download: bool = False,
+        val_size: int = 5000,
+        seed: int = 42,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, persistent_workers, on_device)
+        super().__init__(**kwargs)
         if val_size < 0:
             raise DataConfigError(f"val_size={val_size} must be 0 (no validation set) or more")
         self.data_dir = Path(data_dir).expanduser()

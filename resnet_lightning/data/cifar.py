@@ -52,17 +52,9 @@ class CIFAR10DataModule(ArrayDataModule):
     CIFAR-10 trainers do.
 
     Args:
-        data_dir: Directory containing ``cifar-10-batches-py/``.
-        download: Download CIFAR-10 into ``data_dir`` in ``prepare_data`` if it is missing.
-        val_size: Training images held out for validation; 0 for none.
-        seed: Seed for the train/val split.
-        batch_size: Samples per batch, per device.
-        num_workers: Loader worker processes; 0 loads in the main process.
-        pin_memory: Page-locked memory for faster GPU copies; ``None``: when CUDA is available.
-        persistent_workers: Keep workers between epochs; ``None``: when ``num_workers > 0``.
-        on_device: Hold the images on the training device and augment whole batches
-            there (see ``BaseDataModule``); ``num_workers``, ``pin_memory`` and
-            ``persistent_workers`` are then ignored.
+        **kwargs: ``ArrayDataModule``'s options (``data_dir``, the directory containing
+            ``cifar-10-batches-py/``; ``download``; ``val_size``; ``seed``) and
+            ``BaseDataModule``'s loader options (``batch_size``, ``num_workers``, ``on_device``, ...).
     """
 
     folder_name = "cifar-10-batches-py"
@@ -74,22 +66,8 @@ class CIFAR10DataModule(ArrayDataModule):
     _torchvision_class: type[datasets.CIFAR10] = datasets.CIFAR10
     _num_classes = 10
 
-    def __init__(
-        self,
-        data_dir: str = "data",
-        download: bool = False,
-        val_size: int = 5000,
-        seed: int = 42,
-        batch_size: int = 128,
-        num_workers: int = 4,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
-        on_device: bool = False,
-    ) -> None:
-        super().__init__(
-            data_dir, download, val_size, seed, batch_size, num_workers, pin_memory, persistent_workers, on_device
-        )
-        self.save_hyperparameters()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.num_classes = self._num_classes
         self.in_channels = 3
         self.class_names: list[str] | None = None  # read from the meta file by setup()
@@ -173,16 +151,7 @@ class CIFAR100DataModule(CIFAR10DataModule):
     uses CIFAR-100's own statistics.
 
     Args:
-        data_dir: Directory containing ``cifar-100-python/``.
-        download: Download CIFAR-100 into ``data_dir`` in ``prepare_data`` if it is missing.
-        val_size: Training images held out for validation; 0 for none.
-        seed: Seed for the train/val split.
-        batch_size: Samples per batch, per device.
-        num_workers: Loader worker processes; 0 loads in the main process.
-        pin_memory: Page-locked memory for faster GPU copies; ``None``: when CUDA is available.
-        persistent_workers: Keep workers between epochs; ``None``: when ``num_workers > 0``.
-        on_device: Hold the images on the training device and augment whole batches
-            there (see ``BaseDataModule``).
+        **kwargs: As for ``CIFAR10DataModule``; ``data_dir`` contains ``cifar-100-python/``.
     """
 
     folder_name = "cifar-100-python"

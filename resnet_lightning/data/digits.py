@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -32,11 +34,8 @@ class DigitsDataModule(BaseDataModule):
         batch_size: Samples per batch, per device.
         num_workers: Loader worker processes; 0 (the default) loads in the main process,
             which is fastest for tensors already in memory.
-        pin_memory: Page-locked memory for faster GPU copies; ``None``: when CUDA is available.
-        persistent_workers: Keep workers between epochs; ``None``: when ``num_workers > 0``.
-        on_device: Hold the (already normalised) images on the training device and
-            batch them there (see ``BaseDataModule``); ``num_workers``, ``pin_memory``
-            and ``persistent_workers`` are then ignored.
+        **kwargs: ``BaseDataModule``'s other loader options (``pin_memory``,
+            ``persistent_workers``, ``on_device``).
     """
 
     def __init__(
@@ -46,17 +45,14 @@ class DigitsDataModule(BaseDataModule):
         seed: int = 42,
         batch_size: int = 64,
         num_workers: int = 0,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
-        on_device: bool = False,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, persistent_workers, on_device)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, **kwargs)
         if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
             raise DataConfigError(
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must be fractions of the data "
                 "(val_fraction in [0, 1), test_fraction in (0, 1)) that leave some for training, e.g. 0.1 and 0.2"
             )
-        self.save_hyperparameters()
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction
         self.seed = seed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -49,8 +50,8 @@ class ImageNetDataModule(BaseDataModule):
             must match the class folders.
         batch_size: Samples per batch, per device (He et al. 2015: 256 in all).
         num_workers: Loader worker processes; JPEG decoding needs several per GPU.
-        pin_memory: Page-locked memory for faster GPU copies; ``None``: when CUDA is available.
-        persistent_workers: Keep workers between epochs; ``None``: when ``num_workers > 0``.
+        **kwargs: ``BaseDataModule``'s other loader options (``pin_memory``,
+            ``persistent_workers``). Not ``on_device``: the decoded images do not fit.
     """
 
     def __init__(
@@ -60,13 +61,11 @@ class ImageNetDataModule(BaseDataModule):
         num_classes: int | None = None,
         batch_size: int = 32,
         num_workers: int = 8,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory, persistent_workers)
+        super().__init__(batch_size=batch_size, num_workers=num_workers, on_device=False, **kwargs)
         if image_size < 1:
             raise DataConfigError(f"image_size={image_size} must be a positive number of pixels, e.g. 224")
-        self.save_hyperparameters()
         self.data_dir = Path(data_dir).expanduser()
         self.image_size = image_size
         self.in_channels = 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -32,17 +33,9 @@ class MNISTDataModule(ArrayDataModule):
     With ``on_device`` all 70,000 images (55 MB as uint8) live on the training device.
 
     Args:
-        data_dir: Directory containing ``MNIST/raw/``.
-        download: Download MNIST into ``data_dir`` in ``prepare_data`` if it is missing.
-        val_size: Training images held out for validation; 0 for none.
-        seed: Seed for the train/val split.
-        batch_size: Samples per batch, per device.
-        num_workers: Loader worker processes; 0 loads in the main process.
-        pin_memory: Page-locked memory for faster GPU copies; ``None``: when CUDA is available.
-        persistent_workers: Keep workers between epochs; ``None``: when ``num_workers > 0``.
-        on_device: Hold the images on the training device and batch them there (see
-            ``BaseDataModule``); ``num_workers``, ``pin_memory`` and ``persistent_workers``
-            are then ignored.
+        **kwargs: ``ArrayDataModule``'s options (``data_dir``, the directory containing
+            ``MNIST/raw/``; ``download``; ``val_size``; ``seed``) and ``BaseDataModule``'s
+            loader options (``batch_size``, ``num_workers``, ``on_device``, ...).
     """
 
     folder_name = "MNIST"
@@ -53,22 +46,8 @@ class MNISTDataModule(ArrayDataModule):
         "raw/t10k-labels-idx1-ubyte",
     )
 
-    def __init__(
-        self,
-        data_dir: str = "data",
-        download: bool = False,
-        val_size: int = 5000,
-        seed: int = 42,
-        batch_size: int = 128,
-        num_workers: int = 4,
-        pin_memory: bool | None = None,
-        persistent_workers: bool | None = None,
-        on_device: bool = False,
-    ) -> None:
-        super().__init__(
-            data_dir, download, val_size, seed, batch_size, num_workers, pin_memory, persistent_workers, on_device
-        )
-        self.save_hyperparameters()
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.num_classes = 10
         self.in_channels = 1
         self.class_names = list(datasets.MNIST.classes)  # "0 - zero" .. "9 - nine"
