@@ -6,13 +6,13 @@ Real fits through the real CLI on scikit-learn's digits, tiny and on the CPU.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from resnet_lightning.cli import cli_main
 from resnet_lightning.data import DigitsDataModule
@@ -184,3 +184,37 @@ def test_flip_tta_averages_the_probabilities_of_the_image_and_its_mirror() -> No
         torch.testing.assert_close(model.predict_step(images, 0), expected)
         symmetric = images + images.flip(-1)  # a mirror-symmetric image: TTA changes nothing
         torch.testing.assert_close(model._evaluate(symmetric).softmax(-1), model(symmetric).softmax(-1))
+
+
+# --- Recipes as configs ---------------------------------------------------------------------------
+
+
+def _printed_config(capsys, *args: str) -> dict:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", *args, "--print_config"])
+    assert exit_info.value.code == 0
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_print_config_of_the_v2_recipe_shows_torchvisions_command(capsys) -> None:
+    config = _printed_config(capsys, "--config", str(ROOT / "configs" / "recipes" / "resnet50_tv_v2.yaml"))
+    model, data, trainer = config["model"], config["data"]["init_args"], config["trainer"]
+    assert model["arch"] == "resnet50"
+    assert model["optimizer"]["class_path"] == "torch.optim.SGD"
+    assert model["optimizer"]["init_args"]["lr"] == 0.5 and model["optimizer"]["init_args"]["weight_decay"] == 2e-5
+    assert model["no_weight_decay_on_norm_and_bias"] is True
+    assert trainer["max_epochs"] == 600 and model["warmup"] == 5 and model["lr_scheduler_interval"] == "epoch"
+    assert model["lr_scheduler"]["class_path"] == "torch.optim.lr_scheduler.CosineAnnealingLR"
+    assert model["lr_scheduler"]["init_args"]["T_max"] == 595  # cosine over the epochs after warm-up
+    assert (model["label_smoothing"], model["mixup_alpha"], model["cutmix_alpha"]) == (0.1, 0.2, 1.0)
+    assert model["ema_decay"] > 0 and model["ema_every_n_steps"] == 32 and model["ema_start_epoch"] == 5
+    assert config["data"]["class_path"] == "resnet_lightning.data.ImageNetDataModule"
+    assert (data["auto_augment"], data["random_erasing"]) == ("trivialaugment", 0.1)
+    assert (data["train_crop_size"], data["eval_resize_size"], data["eval_crop_size"]) == (176, 232, 224)
+    assert data["batch_size"] * trainer["devices"] == 1024
+
+
+def test_the_cifar_recipe_parses_with_its_tricks(capsys) -> None:
+    config = _printed_config(capsys, "--config", str(ROOT / "configs" / "recipes" / "cifar10_modern.yaml"))
+    assert config["data"]["init_args"]["auto_augment"] == "trivialaugment" and config["data"]["init_args"]["on_device"]
+    assert config["model"]["ema_decay"] > 0 and config["model"]["mixup_alpha"] > 0

@@ -27,8 +27,10 @@ from torchvision.transforms import v2
 from typing_extensions import override
 
 from resnet_lightning.data.base import ArrayDataModule, check_labels
+from resnet_lightning.data.augment import BatchCompose
 from resnet_lightning.data.device import RandomCropFlip
 from resnet_lightning.data.errors import DataError
+from resnet_lightning.data.transforms import batch_augments, check_policy_options, train_transform
 
 # Per-channel mean and standard deviation of the 50,000 training images' pixels in [0, 1].
 # (The often-copied CIFAR-10 std (0.2023, 0.1994, 0.2010) is something else: a mean of per-image stds.)
@@ -49,9 +51,14 @@ class CIFAR10DataModule(ArrayDataModule):
     and test images are only normalised. With ``on_device`` the 60,000 images (184 MB
     as uint8) live on the training device and are cropped and flipped there, a batch
     at a time (:class:`~resnet_lightning.data.device.RandomCropFlip`), as the fastest
-    CIFAR-10 trainers do.
+    CIFAR-10 trainers do. ``auto_augment`` and ``random_erasing`` add the modern
+    recipe's policy (after crop and flip) and erasing (last), per image; with
+    ``on_device`` as per-image batch operations (``data/augment.py``).
 
     Args:
+        auto_augment: ``trivialaugment``, ``randaugment``, ``autoaugment`` (torchvision's
+            ImageNet policy) or ``none`` (see ``data/transforms.py``).
+        random_erasing: Probability of erasing a random rectangle of each training image; 0 is off.
         **kwargs: ``ArrayDataModule``'s options (``data_dir``, the directory containing
             ``cifar-10-batches-py/``; ``download``; ``val_size``; ``seed``) and
             ``BaseDataModule``'s loader options (``batch_size``, ``num_workers``, ``on_device``, ...).
@@ -66,15 +73,19 @@ class CIFAR10DataModule(ArrayDataModule):
     _torchvision_class: type[datasets.CIFAR10] = datasets.CIFAR10
     _num_classes = 10
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, auto_augment: str = "none", random_erasing: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_policy_options(auto_augment, random_erasing)
         self.num_classes = self._num_classes
         self.in_channels = 3
         self.class_names: list[str] | None = None  # read from the meta file by setup()
         to_float = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(self.mean, self.std)]
-        self.train_transform = v2.Compose([v2.RandomCrop(32, padding=PADDING), v2.RandomHorizontalFlip(), *to_float])
+        crop = [v2.RandomCrop(32, padding=PADDING), v2.RandomHorizontalFlip()]
+        self.train_transform = train_transform(crop, self.mean, self.std, auto_augment, random_erasing)
         self.eval_transform = v2.Compose(to_float)
-        self.device_augment = RandomCropFlip(padding=PADDING)  # the same two, for whole batches
+        # The same, for whole batches: one crop-and-flip gather, then the per-image policy and erasing.
+        extra = batch_augments(auto_augment, random_erasing, (32, 32), self.mean)
+        self.device_augment = BatchCompose([RandomCropFlip(padding=PADDING), *extra]) if extra else RandomCropFlip(padding=PADDING)
 
     @override
     def _download(self, root: Path) -> None:

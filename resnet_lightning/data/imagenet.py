@@ -6,18 +6,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision.datasets import imagenet as tv_imagenet
 from torchvision.datasets.folder import IMG_EXTENSIONS
-from torchvision.transforms import v2
 from typing_extensions import override
 
 from resnet_lightning.data.base import BaseDataModule
 from resnet_lightning.data.errors import DataConfigError, DataError
 from resnet_lightning.data.staging import stage_into_place
+from resnet_lightning.data.transforms import (
+    check_fixres_sizes,
+    check_policy_options,
+    imagenet_eval_transform,
+    imagenet_train_transform,
+)
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # torchvision's names for the official archives, which it checks by md5 before extracting.
@@ -35,16 +39,25 @@ class ImageNetDataModule(BaseDataModule):
     ``torchvision.datasets.ImageNet``'s md5-checked parsers, into that same layout
     plus ``meta.bin``; the data is then read with ``torchvision.datasets.ImageNet``.
 
-    Training uses RandomResizedCrop(image_size) and a horizontal flip (the scale
-    augmentation of Szegedy et al. 2015, as in torchvision's ResNet recipe);
-    evaluation resizes the shorter side to ``image_size * 256 / 224`` and takes the
-    centre crop (He et al. 2015's single-crop 224 from 256). The validation set is
+    Training uses RandomResizedCrop(train_crop_size) and a horizontal flip (the scale
+    augmentation of Szegedy et al. 2015, as in torchvision's ResNet recipe), then the
+    ``auto_augment`` policy and ``random_erasing`` if asked; evaluation resizes the
+    shorter side to ``eval_resize_size`` and takes the centre ``eval_crop_size`` crop
+    (He et al. 2015's single-crop 224 from 256 by default; torchvision V2's FixRes
+    setting is 176 / 232 / 224, see ``data/transforms.py``). The validation set is
     ImageNet's val split, which is also the test set (the test labels were never
     released).
 
     Args:
         data_dir: Directory with ``train/`` and ``val/`` class folders, or the ILSVRC-2012 archives.
-        image_size: Side of the square crops fed to the model.
+        image_size: Side of the square crops fed to the model; the default of the three
+            sizes below.
+        train_crop_size: Training crop side; None: ``image_size``.
+        eval_resize_size: Shorter side after the evaluation resize; None:
+            ``eval_crop_size * 256 / 224``.
+        eval_crop_size: Evaluation centre-crop side; None: ``image_size``.
+        auto_augment: ``trivialaugment``, ``randaugment``, ``autoaugment`` or ``none``.
+        random_erasing: Probability of erasing a random rectangle of each training image; 0 is off.
         num_classes: Number of classes. ``None``: the number of class folders in
             ``data_dir/train``, or 1000 (ILSVRC-2012) before it exists. If given, it
             must match the class folders.
@@ -61,11 +74,21 @@ class ImageNetDataModule(BaseDataModule):
         num_classes: int | None = None,
         batch_size: int = 32,
         num_workers: int = 8,
+        train_crop_size: int | None = None,
+        eval_resize_size: int | None = None,
+        eval_crop_size: int | None = None,
+        auto_augment: str = "none",
+        random_erasing: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, on_device=False, **kwargs)
         if image_size < 1:
             raise DataConfigError(f"image_size={image_size} must be a positive number of pixels, e.g. 224")
+        train_crop_size = image_size if train_crop_size is None else train_crop_size
+        eval_crop_size = image_size if eval_crop_size is None else eval_crop_size
+        eval_resize_size = round(eval_crop_size * 256 / 224) if eval_resize_size is None else eval_resize_size  # 256 for 224
+        check_fixres_sizes(train_crop_size, eval_resize_size, eval_crop_size)
+        check_policy_options(auto_augment, random_erasing)
         self.data_dir = Path(data_dir).expanduser()
         self.image_size = image_size
         self.in_channels = 3
@@ -83,14 +106,10 @@ class ImageNetDataModule(BaseDataModule):
                 "leave --data.num_classes unset to use the folders, or point --data.data_dir elsewhere"
             )
         self.num_classes = len(found) if found is not None else num_classes or 1000
-        normalize = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
-        self.train_transform = v2.Compose(
-            [v2.RandomResizedCrop(image_size), v2.RandomHorizontalFlip(), *normalize, v2.ToPureTensor()]
+        self.train_transform = imagenet_train_transform(
+            train_crop_size, IMAGENET_MEAN, IMAGENET_STD, auto_augment, random_erasing
         )
-        resize = round(image_size * 256 / 224)  # 256 for 224
-        self.eval_transform = v2.Compose(
-            [v2.Resize(resize), v2.CenterCrop(image_size), *normalize, v2.ToPureTensor()]
-        )
+        self.eval_transform = imagenet_eval_transform(eval_resize_size, eval_crop_size, IMAGENET_MEAN, IMAGENET_STD)
 
     @override
     def prepare_data(self) -> None:
