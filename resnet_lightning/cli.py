@@ -24,6 +24,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from . import data  # noqa: F401  (imports the DataModules so --data finds them by name)
 from .callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal
+from .callbacks.prediction_writer import PredictionWriter
 from .checkpoint_io import AtomicCheckpointIO, CheckpointError
 from .models import BlockContractError
 from .module import ModelConfigError, NonFiniteLossError, ResNetClassifier
@@ -122,6 +123,8 @@ class ResNetLightningCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own CheckpointIO
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        if self.subcommand == "predict":  # predictions.csv in the run's predict/version_<K>/
+            trainer.callbacks.append(PredictionWriter())
         return trainer
 
     def _parse_ckpt_path(self) -> None:

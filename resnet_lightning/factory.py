@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import os
 import re
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
+from .models.pretrained import load_pretrained
 from .registry import get_architecture
 
 
@@ -19,6 +21,7 @@ def create_model(
     block: str | type | None = None,
     num_classes: int | None = None,
     in_channels: int | None = None,
+    weights: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered architecture, built-in or plugin, by name.
@@ -32,6 +35,12 @@ def create_model(
             architecture's default.
         num_classes: Output classes; None keeps the architecture's default.
         in_channels: Input image channels; None keeps the architecture's default.
+        weights: Pretrained weights: a name the architecture offers (``"IMAGENET1K_V1"``,
+            ``"IMAGENET1K_V2"``, ``"DEFAULT"`` for ``resnet18`` .. ``resnet152``, from
+            torchvision's cache or download), or a ``.pth`` state dict or ``.ckpt``
+            checkpoint file. A head for another ``num_classes`` stays freshly
+            initialised, a stem for other ``in_channels`` is adapted; the rest loads
+            strictly (see :mod:`resnet_lightning.models.pretrained`).
         **kwargs: Architecture options (``depth``, ``shortcut``, ``drop_path_rate``, ...).
     """
     builder = get_architecture(arch)
@@ -61,6 +70,8 @@ def create_model(
             f"architecture {arch!r} returned {type(model).__name__}, not a torch.nn.Module; "
             "an architecture must return the model"
         )
+    if weights is not None:
+        load_pretrained(model, weights, builder=builder, arch=arch)
     return model
 
 

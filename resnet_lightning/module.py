@@ -15,8 +15,11 @@ from torchmetrics.classification import MulticlassAccuracy
 from typing_extensions import override
 
 from .callbacks.ema import EMA
+from .callbacks.finetune import BackboneFreeze
 from .data.augment import BatchMix
 from .factory import create_model
+from .models.pretrained import classifier_head, is_weights_file, load_pretrained, resolve_weights
+from .registry import get_architecture
 
 
 class NonFiniteLossError(RuntimeError):
@@ -69,6 +72,17 @@ class ResNetClassifier(L.LightningModule):
             (torchvision: the warm-up epochs).
         tta_flip: At test and predict time, average the class probabilities of each
             image and its horizontal mirror (test-time augmentation).
+        weights: Start a new fit from pretrained weights: a name the architecture offers
+            (``IMAGENET1K_V1``, ``IMAGENET1K_V2``, ``DEFAULT`` for ``resnet18`` .. ``resnet152``,
+            torchvision's, downloaded once into torch hub's cache) or a ``.pth`` state dict
+            or ``.ckpt`` file. Loaded when a fit starts (fetched in ``prepare_data``, on one
+            process per node; a resumed checkpoint's weights then replace them), never by
+            ``test``/``predict`` or ``load_from_checkpoint``. A head for another ``num_classes`` starts fresh; a stem for other
+            ``in_channels`` is adapted (see ``create_model``).
+        freeze_backbone_epochs: Train only the classifier head for this many epochs, then
+            everything (:class:`~.callbacks.finetune.BackboneFreeze`, Lightning's ``BaseFinetuning``).
+        backbone_lr_scale: The learning rate of everything but the head, as a fraction of
+            the head's (e.g. 0.1 when fine-tuning pretrained weights).
     """
 
     def __init__(
@@ -92,6 +106,9 @@ class ResNetClassifier(L.LightningModule):
         ema_every_n_steps: int = 1,
         ema_start_epoch: int = 0,
         tta_flip: bool = False,
+        weights: str | None = None,
+        freeze_backbone_epochs: int = 0,
+        backbone_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -122,6 +139,11 @@ class ResNetClassifier(L.LightningModule):
 
         # validate_args=False: torchmetrics' per-update input check runs torch.unique on the
         # labels, a host-device sync every step on a GPU; the DataModules check labels on load.
+        if freeze_backbone_epochs < 0 or not 0.0 < backbone_lr_scale <= 1.0:
+            raise ModelConfigError(
+                f"freeze_backbone_epochs={freeze_backbone_epochs}, backbone_lr_scale={backbone_lr_scale}: need "
+                "freeze_backbone_epochs >= 0 (0: no freezing) and 0 < backbone_lr_scale <= 1 (e.g. 0.1)"
+            )
         metrics = {"acc": MulticlassAccuracy(num_classes, top_k=1, average="micro", validate_args=False)}
         if num_classes > 5:
             metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False)
@@ -129,6 +151,7 @@ class ResNetClassifier(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self._input_shape: list[int] | None = None  # of the training batches, for exports
 
     @override
     def configure_model(self) -> None:
@@ -148,8 +171,44 @@ class ResNetClassifier(L.LightningModule):
     def configure_callbacks(self) -> list[L.Callback]:
         # Fits only: test/validate/export read the checkpoint's state_dict, which already holds the average.
         if self.hparams.ema_decay > 0 and self.trainer.state.fn == "fit":
-            return [EMA(self.hparams.ema_decay, self.hparams.ema_every_n_steps, self.hparams.ema_start_epoch)]
-        return []
+            callbacks.append(EMA(self.hparams.ema_decay, self.hparams.ema_every_n_steps, self.hparams.ema_start_epoch))
+        if self.hparams.get("freeze_backbone_epochs", 0) > 0 and self.trainer.state.fn == "fit":
+            callbacks.append(BackboneFreeze(self.hparams.freeze_backbone_epochs, self.hparams.backbone_lr_scale))
+        return callbacks
+
+    def _fitting(self) -> bool:
+        return self._trainer is not None and self.trainer.state.fn == "fit"
+
+    @override
+    def prepare_data(self) -> None:
+        # One process per node fetches named weights into torch hub's cache before setup reads them.
+        weights = self.hparams.get("weights")
+        if weights and self._fitting() and not is_weights_file(weights):
+            resolve_weights(weights, get_architecture(self.hparams.arch), self.hparams.arch)
+
+    @override
+    def setup(self, stage: str) -> None:
+        weights = self.hparams.get("weights")
+        # Lightning restores a resumed checkpoint after setup: its weights then replace these.
+        if weights and self._fitting():
+            outcome = load_pretrained(self.model, weights, builder=get_architecture(self.hparams.arch), arch=self.hparams.arch)
+            from .run_config import tell  # late: run_config imports the CLI's pieces
+
+            notes = [f"{', '.join(keys)} {what}" for what, keys in outcome.items() if keys]
+            tell(f"fit: initialised from weights {weights}" + (f" ({'; '.join(notes)})" if notes else ""))
+
+    @override
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # What an exported model needs to be used: the classes' names and the input's normalisation.
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        spec = {key: getattr(datamodule, key, None) for key in ("class_names", "mean", "std", "image_size")}
+        spec["input_shape"] = self._input_shape
+        checkpoint["data_spec"] = {key: _plain(value) for key, value in spec.items()}
+
+    @override
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        if self._input_shape is None:
+            self._input_shape = list(batch[0].shape[1:])  # (C, H, W)
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -158,6 +217,7 @@ class ResNetClassifier(L.LightningModule):
 
             tell(f"{self.trainer.state.fn.value}: evaluating the checkpoint's EMA (averaged) weights, not the raw ones")
 
+        callbacks: list[L.Callback] = []
     def _evaluate(self, images: torch.Tensor) -> torch.Tensor:
         """Logits, or with ``tta_flip`` the log of the mean probability over the image and its mirror."""
         if not self.hparams.tta_flip:
@@ -221,14 +281,24 @@ class ResNetClassifier(L.LightningModule):
         )
 
     def parameter_groups(self) -> list[dict[str, Any]]:
-        """Parameters for the optimizer, with norm weights and biases apart if asked."""
-        if not self.hparams.no_weight_decay_on_norm_and_bias:
-            return [{"params": [p for p in self.parameters() if p.requires_grad]}]
-        decay, no_decay = [], []
-        for p in self.parameters():
+        """Parameters for the optimizer: norm weights and biases apart if asked, and the
+        backbone (everything but the head) apart with ``lr_scale`` if ``backbone_lr_scale`` < 1."""
+        scale = self.hparams.get("backbone_lr_scale", 1.0)
+        head = f"model.{classifier_head(self.model)}."
+        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
+        for name, p in self.named_parameters():
             if p.requires_grad:
-                (decay if p.ndim > 1 else no_decay).append(p)
-        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+                no_decay = self.hparams.no_weight_decay_on_norm_and_bias and p.ndim <= 1
+                groups.setdefault((scale < 1.0 and not name.startswith(head), no_decay), []).append(p)
+        result = []
+        for (backbone, no_decay), params in groups.items():
+            group: dict[str, Any] = {"params": params}
+            if no_decay:
+                group["weight_decay"] = 0.0
+            if backbone:
+                group["lr_scale"] = scale  # applied to the optimizer's lr in configure_optimizers
+            result.append(group)
+        return result or [{"params": []}]
 
     @override
     def configure_optimizers(self) -> Any:
@@ -248,7 +318,18 @@ class ResNetClassifier(L.LightningModule):
             scheduler = schedulers[0]
         else:
             scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers, milestones=[self.hparams.warmup])
+        for group in optimizer.param_groups:  # before the schedulers read their base rates
+            group["lr"] *= group.pop("lr_scale", 1.0)
         config = {"scheduler": scheduler, "interval": self.hparams.lr_scheduler_interval}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = getattr(scheduler, "monitor", "val/loss")
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def _plain(value: Any) -> Any:
+    """Tensors and tuples as lists, so a checkpoint's ``data_spec`` loads with ``weights_only=True``."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -6,8 +6,10 @@ the log directory otherwise (see :mod:`resnet_lightning.tracking.outputs`).
 """
 
 from .error_rate import ErrorRateMonitor
+from .finetune import BackboneFreeze
 from .gradient_flow import GradientFlowMonitor
 from .model_summary import ArchitectureSummary, model_summary
+from .prediction_writer import PredictionWriter
 from .residual_stats import ResidualBranchMonitor, residual_ratios
 from .rng_state import RNGStateCheckpoint
 from .run_checkpoint import RunCheckpoint
@@ -16,8 +18,10 @@ from .test_report import TestReport
 
 __all__ = [
     "ArchitectureSummary",
+    "BackboneFreeze",
     "ErrorRateMonitor",
     "GradientFlowMonitor",
+    "PredictionWriter",
     "RNGStateCheckpoint",
     "ResidualBranchMonitor",
     "RunCheckpoint",

@@ -12,6 +12,7 @@ from resnet_lightning.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from resnet_lightning.data.device import BatchAugment, DeviceBatches, EpochSampler, RandomCropFlip
 from resnet_lightning.data.digits import DigitsDataModule
 from resnet_lightning.data.errors import DataConfigError, DataError
+from resnet_lightning.data.image_folder import ImageFilesDataModule, ImageFolderDataModule
 from resnet_lightning.data.imagenet import ImageNetDataModule
 from resnet_lightning.data.mnist import MNISTDataModule
 
@@ -26,6 +27,8 @@ __all__ = [
     "DeviceBatches",
     "DigitsDataModule",
     "EpochSampler",
+    "ImageFilesDataModule",
+    "ImageFolderDataModule",
     "ImageNetDataModule",
     "MNISTDataModule",
     "RandomCropFlip",

@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from ..registry import get_block
+from .pretrained import torchvision_hook
 from .resnet import ResNet
 
 BlockArg = str | type | None
@@ -60,6 +61,15 @@ def resnet101(*, num_classes: int = 1000, in_channels: int = 3, block: BlockArg 
 def resnet152(*, num_classes: int = 1000, in_channels: int = 3, block: BlockArg = None, **kwargs: Any) -> ResNet:
     """ResNet-152 (He et al. 2015): 60,192,808 parameters."""
     return _resnet(block, "bottleneck", [3, 8, 36, 3], num_classes=num_classes, in_channels=in_channels, **kwargs)
+
+
+# The optional ``pretrained_weights(name) -> state_dict`` hook of the architecture contract
+# (docs/writing-a-plugin.md): torchvision's ImageNet weights, by torchvision's names.
+resnet18.pretrained_weights = torchvision_hook("resnet18")
+resnet34.pretrained_weights = torchvision_hook("resnet34")
+resnet50.pretrained_weights = torchvision_hook("resnet50")
+resnet101.pretrained_weights = torchvision_hook("resnet101")
+resnet152.pretrained_weights = torchvision_hook("resnet152")
 
 
 # --- CIFAR (He et al. 2015, Sec. 4.2) ----------------------------------------------
