@@ -75,9 +75,10 @@ class ImageFilesDataModule(BaseDataModule):
         if image_size < 1:
             raise DataConfigError(f"image_size={image_size} must be a positive number of pixels, e.g. 224")
         self.image_size = image_size
-        self.train_crop_size = train_crop_size or image_size
-        self.eval_crop_size = eval_crop_size or image_size
-        self.eval_resize_size = eval_resize_size or round(self.eval_crop_size * 256 / 224)  # 256 for 224
+        self.train_crop_size = image_size if train_crop_size is None else train_crop_size
+        self.eval_crop_size = image_size if eval_crop_size is None else eval_crop_size
+        # 256 for 224, He et al. 2015's single crop
+        self.eval_resize_size = round(self.eval_crop_size * 256 / 224) if eval_resize_size is None else eval_resize_size
         check_fixres_sizes(self.train_crop_size, self.eval_resize_size, self.eval_crop_size)
         check_policy_options(auto_augment, random_erasing)
         self.auto_augment = auto_augment

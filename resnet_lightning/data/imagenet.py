@@ -6,29 +6,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision.datasets import imagenet as tv_imagenet
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from typing_extensions import override
 
-from resnet_lightning.data.base import BaseDataModule
 from resnet_lightning.data.errors import DataConfigError, DataError
 from resnet_lightning.data.staging import stage_into_place
-from resnet_lightning.data.transforms import (
-    check_fixres_sizes,
-    check_policy_options,
-    imagenet_eval_transform,
-    imagenet_train_transform,
-)
+from resnet_lightning.data.image_folder import ImageFilesDataModule, load_image
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # torchvision's names for the official archives, which it checks by md5 before extracting.
 ARCHIVES = {split: name for split, (name, _md5) in tv_imagenet.ARCHIVE_META.items()}
 
 
-class ImageNetDataModule(BaseDataModule):
+class ImageNetDataModule(ImageFilesDataModule):
     """ImageNet as ``(N, 3, image_size, image_size)`` float32, normalised.
 
     Reads ``data_dir/train/<class>/*`` and ``data_dir/val/<class>/*`` (any
@@ -50,47 +43,27 @@ class ImageNetDataModule(BaseDataModule):
 
     Args:
         data_dir: Directory with ``train/`` and ``val/`` class folders, or the ILSVRC-2012 archives.
-        image_size: Side of the square crops fed to the model; the default of the three
-            sizes below.
-        train_crop_size: Training crop side; None: ``image_size``.
-        eval_resize_size: Shorter side after the evaluation resize; None:
-            ``eval_crop_size * 256 / 224``.
-        eval_crop_size: Evaluation centre-crop side; None: ``image_size``.
-        auto_augment: ``trivialaugment``, ``randaugment``, ``autoaugment`` or ``none``.
-        random_erasing: Probability of erasing a random rectangle of each training image; 0 is off.
         num_classes: Number of classes. ``None``: the number of class folders in
             ``data_dir/train``, or 1000 (ILSVRC-2012) before it exists. If given, it
             must match the class folders.
         batch_size: Samples per batch, per device (He et al. 2015: 256 in all).
         num_workers: Loader worker processes; JPEG decoding needs several per GPU.
-        **kwargs: ``BaseDataModule``'s other loader options (``pin_memory``,
+        **kwargs: ``ImageFilesDataModule``'s sizes and augmentation (``image_size``,
+            ``train_crop_size``, ``eval_resize_size``, ``eval_crop_size``, ``auto_augment``,
+            ``random_erasing``) and ``BaseDataModule``'s other loader options (``pin_memory``,
             ``persistent_workers``). Not ``on_device``: the decoded images do not fit.
     """
 
     def __init__(
         self,
         data_dir: str = "data/imagenet",
-        image_size: int = 224,
         num_classes: int | None = None,
         batch_size: int = 32,
         num_workers: int = 8,
-        train_crop_size: int | None = None,
-        eval_resize_size: int | None = None,
-        eval_crop_size: int | None = None,
-        auto_augment: str = "none",
-        random_erasing: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, on_device=False, **kwargs)
-        if image_size < 1:
-            raise DataConfigError(f"image_size={image_size} must be a positive number of pixels, e.g. 224")
-        train_crop_size = image_size if train_crop_size is None else train_crop_size
-        eval_crop_size = image_size if eval_crop_size is None else eval_crop_size
-        eval_resize_size = round(eval_crop_size * 256 / 224) if eval_resize_size is None else eval_resize_size  # 256 for 224
-        check_fixres_sizes(train_crop_size, eval_resize_size, eval_crop_size)
-        check_policy_options(auto_augment, random_erasing)
         self.data_dir = Path(data_dir).expanduser()
-        self.image_size = image_size
         self.in_channels = 3
         self.class_names: list[str] | None = None  # set by setup()
         # Known here, before setup, because the CLI builds the model from it.
@@ -106,10 +79,7 @@ class ImageNetDataModule(BaseDataModule):
                 "leave --data.num_classes unset to use the folders, or point --data.data_dir elsewhere"
             )
         self.num_classes = len(found) if found is not None else num_classes or 1000
-        self.train_transform = imagenet_train_transform(
-            train_crop_size, IMAGENET_MEAN, IMAGENET_STD, auto_augment, random_erasing
-        )
-        self.eval_transform = imagenet_eval_transform(eval_resize_size, eval_crop_size, IMAGENET_MEAN, IMAGENET_STD)
+        self.build_transforms(IMAGENET_MEAN, IMAGENET_STD)
 
     @override
     def prepare_data(self) -> None:
@@ -172,9 +142,9 @@ class ImageNetDataModule(BaseDataModule):
             if (self.data_dir / tv_imagenet.META_FILE).is_file():
                 # The extracted archives: torchvision's ImageNet adds the human-readable
                 # class names; its class indices are the sorted wnids, as ImageFolder's.
-                dataset = datasets.ImageNet(str(self.data_dir), split=split, transform=transform, loader=_load_rgb)
+                dataset = datasets.ImageNet(str(self.data_dir), split=split, transform=transform, loader=load_image)
             else:
-                dataset = _ImageFolder(folder, classes, transform=transform, loader=_load_rgb)
+                dataset = _ImageFolder(folder, classes, transform=transform, loader=load_image)
         except FileNotFoundError as err:  # torchvision: "Found no valid file for the classes ..."
             empty = [str(folder / name) for name in _class_folders(folder) if not _has_image(folder / name)]
             if not empty:
@@ -221,21 +191,6 @@ class _ImageFolder(datasets.ImageFolder):
         # empty. A folder that exists but holds no image is still an error.
         present = {name: index for name, index in class_to_idx.items() if (Path(directory) / name).is_dir()}
         return datasets.ImageFolder.make_dataset(directory, present, extensions, is_valid_file, allow_empty)
-
-
-def _load_rgb(path: str) -> Image.Image:
-    """torchvision's PIL loader, with an error that names the file it could not decode.
-
-    PIL's own ("image file is truncated") does not say which of a million files it is.
-    """
-    try:
-        with open(path, "rb") as f:
-            return Image.open(f).convert("RGB")
-    except (OSError, Image.DecompressionBombError) as err:
-        raise DataError(
-            f"{path} could not be decoded as an image ({type(err).__name__}: {err}); it looks truncated or "
-            "corrupt. Replace it with a good copy or delete it"
-        ) from err
 
 
 def _class_folders(folder: Path) -> list[str]:
