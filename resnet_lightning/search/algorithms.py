@@ -1,0 +1,71 @@
+"""Sampler and pruner from SEARCH.yaml: a name and Optuna's own options for it.
+
+::
+
+    sampler: {name: tpe, seed: 0, n_startup_trials: 5}      # tpe | nsga2 | random | grid
+    pruner: {name: median, n_startup_trials: 2, n_warmup_steps: 1}   # none | median | hyperband
+
+Options are passed to the Optuna class as they are (``optuna.samplers.TPESampler``,
+``NSGAIISampler``, ``RandomSampler``, ``GridSampler``; ``optuna.pruners.MedianPruner``,
+``HyperbandPruner``), so Optuna's documentation is the reference for them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+
+from .space import SearchConfigError, grid
+
+SAMPLERS = {
+    "tpe": optuna.samplers.TPESampler,
+    "nsga2": optuna.samplers.NSGAIISampler,
+    "random": optuna.samplers.RandomSampler,
+    "grid": optuna.samplers.GridSampler,
+}
+PRUNERS = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner}
+
+
+def normalise(spec: Any, what: str, names: dict[str, Any], default: str) -> dict[str, Any]:
+    """``"tpe"`` or ``{name: tpe, ...}`` (or nothing) -> ``{"name": "tpe", ...}``, checked against the class's options."""
+    spec = {"name": default} if spec is None else {"name": spec} if isinstance(spec, str) else spec
+    if not isinstance(spec, dict):
+        raise SearchConfigError(f"{what}: {spec!r} is not a name or a mapping; e.g. {what}: {{name: {default}}}")
+    spec = {"name": default, **spec}
+    name = str(spec["name"]).lower().replace("-", "").replace("_", "")
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SearchConfigError(f"{what}: unknown {what} {spec['name']!r}; {hint}available: {', '.join(names)}")
+    options = {k: v for k, v in spec.items() if k not in ("name", "monitor")}
+    accepted = [p for p in inspect.signature(names[name]).parameters if p not in ("self", "search_space")]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise SearchConfigError(
+            f"{what} {name}: unknown option {unknown[0]!r}; {names[name].__name__} takes {', '.join(accepted) or 'none'}"
+        )
+    return {**spec, "name": name}
+
+
+def make_sampler(spec: dict[str, Any], space: dict[str, BaseDistribution]) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler a normalised ``sampler:`` spec names."""
+    options = {k: v for k, v in spec.items() if k != "name"}
+    try:
+        if spec["name"] == "grid":
+            return optuna.samplers.GridSampler(grid(space), **options)
+        return SAMPLERS[spec["name"]](**options)
+    except (TypeError, ValueError) as err:
+        raise SearchConfigError(f"sampler {spec['name']}: {err}") from None
+
+
+def make_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
+    """The Optuna pruner a normalised ``pruner:`` spec names (``monitor`` is ours, not Optuna's)."""
+    options = {k: v for k, v in spec.items() if k not in ("name", "monitor")}
+    try:
+        return PRUNERS[spec["name"]](**options)
+    except (TypeError, ValueError) as err:
+        raise SearchConfigError(f"pruner {spec['name']}: {err}") from None

@@ -1,0 +1,142 @@
+"""``resnet-lightning search``: an Optuna study whose trials are ordinary fits.
+
+Examples::
+
+    resnet-lightning search --config configs/search/digits.yaml --n_trials 40
+    resnet-lightning search --config configs/search/digits.yaml --summary
+    # N workers on N machines, one study:
+    resnet-lightning search --config SEARCH.yaml --storage postgresql://USER:PASS@HOST/optuna --n_trials 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.study import MaxTrialsCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from . import config as config_module
+from . import storage as storage_module
+from .algorithms import make_pruner, make_sampler
+from .config import SearchConfig, load_search_config
+from .fit_args import check_search
+from .outputs import summary_table, write_outputs
+from .space import SearchConfigError
+from .storage import fail_orphaned_trials, open_storage, shown, storage_address
+from .trial import PROCESSES, TrialFailed, TrialRunner, default_process
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``search`` parser; its help shows the whole search file."""
+    parser = argparse.ArgumentParser(
+        prog="resnet-lightning search",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+        epilog="SEARCH.yaml, every key:\n" + config_module.__doc__.split("::\n", 1)[1].split('"""')[0]
+        + "\nObjectives: any metric the fit logs (its best epoch), or macs, params, wall_time.\n"
+        + "\nStorage:\n" + storage_module.__doc__.split("\n\n", 1)[1],
+    )
+    parser.add_argument("--config", required=True, type=Path, metavar="SEARCH.yaml", help="the search file (keys below)")
+    parser.add_argument("--study", help="study name (default: the file's study:, else its name)")
+    parser.add_argument("--storage", metavar="URL", help="postgresql://, mysql:// or sqlite:/// URL, or a journal file path "
+                        "(default: OUTPUT/study.journal)")
+    parser.add_argument("--n_trials", type=int, help="stop when the study holds this many finished trials, counting every "
+                        "worker's and earlier runs' (default: the file's n_trials:)")
+    parser.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds (default: the file's timeout:)")
+    parser.add_argument("--output", type=Path, metavar="DIR", help="outputs, trial runs and logs (default: search/STUDY)")
+    parser.add_argument("--trial_process", choices=PROCESSES, default=default_process(),
+                        help="fork: the worker forks per trial (no start-up cost; Linux default); fresh: a new interpreter "
+                        "per trial (default elsewhere)")
+    parser.add_argument("--summary", action="store_true", help="print the study's trials and rewrite the outputs; run nothing")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int | None:
+    """Run (or summarise) a search; returns the exit code (130 when interrupted)."""
+    args = build_parser().parse_args(argv)
+    search = load_search_config(args.config)
+    name = args.study or search.study
+    output = args.output or Path("search") / name
+    address = storage_address(args.storage, output)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from _report instead
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if args.summary:
+        study = _load_existing(name, address)
+        print(summary_table(study, search))
+        _write(study, search, output)
+        return None
+
+    check_search(search)  # before any trial: unknown blocks, misspelt keys, missing files
+    storage = open_storage(address, heartbeat=True)
+    study = optuna.create_study(
+        storage=storage, study_name=name, directions=search.directions, load_if_exists=True,
+        sampler=make_sampler(search.sampler, search.space), pruner=make_pruner(search.pruner),
+    )
+    if [d.name.lower() for d in study.directions] != search.directions:
+        raise SearchConfigError(
+            f"study {name!r} in {shown(address)} has directions {[d.name.lower() for d in study.directions]}, but {args.config} "
+            f"asks for {search.directions}; pass another --study (or --output) for a new study"
+        )
+    for number in fail_orphaned_trials(study):
+        print(f"search: trial {number} was left running by a killed worker on this host: FAIL, queued again", file=sys.stderr)
+    for params in search.enqueue:
+        study.enqueue_trial(params, skip_if_exists=True)
+    n_trials = args.n_trials or search.n_trials
+    timeout = args.timeout or search.timeout
+    if n_trials is None and timeout is None and search.sampler["name"] != "grid":
+        raise SearchConfigError("nothing says when to stop: pass --n_trials N or --timeout S (or n_trials: in the search file)")
+    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    print(f"search: study {name!r} in {shown(address)}: {finished} finished trial(s); outputs in {output}", file=sys.stderr)
+    runner = TrialRunner(search, address, output, name, args.trial_process)
+    callbacks = [_report(search)]
+    if n_trials is not None:
+        if finished >= n_trials:
+            print(f"search: the study already holds {finished} >= {n_trials} finished trials; raise --n_trials to run more",
+                  file=sys.stderr)
+        callbacks.append(MaxTrialsCallback(n_trials, states=FINISHED))
+    try:
+        if n_trials is None or finished < n_trials:
+            study.optimize(runner, timeout=timeout, catch=(TrialFailed,), callbacks=callbacks)
+    except KeyboardInterrupt:
+        print(f"search: interrupted; the study is kept in {shown(address)}: run the same command to continue it", file=sys.stderr)
+        _write(study, search, output)
+        return 130
+    _write(study, search, output)
+    return None
+
+
+def _load_existing(name: str, address: str) -> optuna.Study:
+    storage = open_storage(address)
+    names = optuna.get_all_study_names(storage)
+    if name not in names:
+        raise SearchConfigError(
+            f"no study {name!r} in {shown(address)} (studies there: {', '.join(names) or 'none'}); "
+            "pass the --study, --output or --storage the search ran with"
+        )
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _report(search: SearchConfig):
+    def report(study: optuna.Study, trial: FrozenTrial) -> None:
+        attrs = trial.user_attrs
+        if trial.state == TrialState.COMPLETE:
+            what = ", ".join(f"{o.name}={v:.4g}" for o, v in zip(search.objectives, trial.values))
+        elif trial.state == TrialState.PRUNED:
+            what = f"at epoch {attrs.get('pruned_at_epoch')}"
+        else:
+            what = attrs.get("fail_reason", "")
+        print(f"search: trial {trial.number} {trial.state.name}: {what} ({attrs.get('wall_time', 0):.1f} s, "
+              f"run {attrs.get('run_dir', '-')})", file=sys.stderr, flush=True)
+
+    return report
+
+
+def _write(study: optuna.Study, search: SearchConfig, output: Path) -> None:
+    written = write_outputs(study, search, output)
+    print(f"search: wrote {', '.join(sorted(written))} in {output}", file=sys.stderr)

@@ -1,0 +1,146 @@
+"""SEARCH.yaml: read, checked, and turned into the pieces of a study.
+
+A whole file (``resnet-lightning search --help`` repeats this)::
+
+    study: digits-blocks                # study name (default: the file's name); --study overrides
+    configs: [../digits.yaml]           # what `fit --config` takes, relative to this file
+    fixed:                              # dotted fit options every trial gets (and best.yaml keeps)
+      trainer.max_epochs: 10
+    space:                              # dotted fit options -> Optuna distributions
+      model.block: {type: categorical, choices: [basic, preact, plain, highway]}
+      model.optimizer.init_args.lr: {type: float, low: 0.01, high: 0.3, log: true}
+    objectives: {val/acc: maximize, macs: minimize}
+    sampler: {name: nsga2, seed: 0}     # tpe (default, one objective) | nsga2 (default, several) | random | grid
+    pruner: {name: median, n_startup_trials: 2}   # none (default) | median | hyperband; one objective only
+    n_trials: 40                        # stop when the study holds this many finished trials (all workers)
+    timeout: 3600                       # or after this many seconds of this worker
+    enqueue:                            # trials to run first, e.g. a known good configuration
+      - {model.block: basic, model.optimizer.init_args.lr: 0.1}
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from optuna.distributions import BaseDistribution
+
+from .algorithms import PRUNERS, SAMPLERS, normalise
+from .objectives import Objective, parse_objectives
+from .space import SearchConfigError, parse_space
+
+KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner", "n_trials", "timeout", "enqueue")
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search file says, checked."""
+
+    path: Path
+    study: str
+    configs: list[Path]
+    space: dict[str, BaseDistribution]
+    objectives: list[Objective]
+    sampler: dict[str, Any]
+    pruner: dict[str, Any]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    n_trials: int | None = None
+    timeout: float | None = None
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna's ``directions``, one per objective."""
+        return [o.direction for o in self.objectives]
+
+    @property
+    def monitor(self) -> str | None:
+        """The metric the pruner watches every epoch (None without a pruner)."""
+        if self.pruner["name"] == "none":
+            return None
+        return self.pruner.get("monitor") or next(o.name for o in self.objectives if o.is_metric)
+
+
+def load_search_config(path: str | Path) -> SearchConfig:
+    """Read and check a search file.
+
+    Raises:
+        FileNotFoundError: The file or one of its ``configs`` does not exist.
+        SearchConfigError: A key or value that cannot be used; the message names it and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"search file {path} does not exist; pass --config SEARCH.yaml (examples: configs/search/)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise SearchConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(raw, dict):
+        raise SearchConfigError(f"{path}: expected a mapping with keys {', '.join(KEYS)}")
+    for key in raw:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise SearchConfigError(f"{path}: unknown key {key!r}; {hint}the keys are {', '.join(KEYS)}")
+    space = parse_space(raw.get("space"))
+    objectives = parse_objectives(raw.get("objectives", {"val/acc": "maximize"}))
+    sampler = normalise(raw.get("sampler"), "sampler", SAMPLERS, "tpe" if len(objectives) == 1 else "nsga2")
+    pruner = normalise(raw.get("pruner"), "pruner", PRUNERS, "none")
+    if pruner["name"] != "none" and len(objectives) > 1:
+        raise SearchConfigError(
+            f"pruner {pruner['name']}: Optuna prunes by one value per epoch, and this search has {len(objectives)} objectives "
+            f"({', '.join(o.name for o in objectives)}); set pruner: none or keep one objective"
+        )
+    if pruner["name"] != "none" and not any(o.is_metric for o in objectives) and not pruner.get("monitor"):
+        raise SearchConfigError("pruner: no objective is a logged metric to watch; add pruner: {monitor: val/acc, ...}")
+    fixed = raw.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise SearchConfigError(f"fixed: {fixed!r} is not a mapping of dotted fit options to values, e.g. trainer.max_epochs: 10")
+    overlap = sorted(set(fixed) & set(space))
+    if overlap:
+        raise SearchConfigError(f"{overlap[0]} is both fixed and searched; keep it in one of fixed: or space:")
+    enqueue = raw.get("enqueue") or []
+    if not isinstance(enqueue, list) or not all(isinstance(e, dict) for e in enqueue):
+        raise SearchConfigError("enqueue: expected a list of {dotted key: value} mappings, one per trial to run first")
+    for params in enqueue:
+        unknown = sorted(set(params) - set(space))
+        if unknown:
+            raise SearchConfigError(f"enqueue: {unknown[0]!r} is not a key of space: ({', '.join(space)})")
+    for key in ("n_trials", "timeout"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise SearchConfigError(f"{key}: {value!r} is not a positive number")
+    return SearchConfig(
+        path=path,
+        study=str(raw.get("study") or path.stem),
+        configs=_config_files(raw.get("configs"), path),
+        space=space,
+        objectives=objectives,
+        sampler=sampler,
+        pruner=pruner,
+        fixed=dict(fixed),
+        n_trials=raw.get("n_trials"),
+        timeout=raw.get("timeout"),
+        enqueue=enqueue,
+    )
+
+
+def _config_files(configs: Any, search_file: Path) -> list[Path]:
+    """The base ``fit --config`` files, resolved against the search file's directory (as jsonargparse does)."""
+    if configs is None:
+        return []
+    configs = [configs] if isinstance(configs, str) else configs
+    if not isinstance(configs, list):
+        raise SearchConfigError(f"configs: {configs!r} is not a list of fit config files, e.g. configs: [../digits.yaml]")
+    files = []
+    for name in configs:
+        file = (search_file.parent / str(name)).resolve()
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"configs: {name} does not exist (looked for {file}; paths are relative to {search_file})"
+            )
+        files.append(file)
+    return files

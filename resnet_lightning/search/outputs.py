@@ -1,0 +1,204 @@
+"""What a search leaves in its output directory, rebuilt from the study at any time.
+
+* ``trials.csv``: one row per trial (number, state, parameters, objective values,
+  MACs, parameter count, epochs, wall time, run directory, why it failed).
+* ``pareto.csv`` / ``pareto.png``: the non-dominated trials (over the objectives when
+  there are several; over the objective and MACs when there is one), and accuracy
+  against MACs with that front marked, each point labelled by block and depth.
+* ``best.yaml``: the best trial's whole fit config (``fit --config best.yaml``
+  retrains it as is); with several objectives ``best/trial-NNNN.yaml`` for every
+  Pareto point, and ``best.yaml`` is the one with the best first objective.
+
+Every file is written beside itself and renamed into place, so workers that
+finish at once leave whole files.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .config import SearchConfig
+from .fit_args import fit_args, resolved_config
+from .objectives import Objective
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def label(trial: FrozenTrial) -> str:
+    """``plain d56``: the trial's block and depth (else its run directory's name)."""
+    parts = []
+    if "model.block" in trial.params:
+        parts.append(str(trial.params["model.block"]))
+    if "model.arch_kwargs.depth" in trial.params:
+        parts.append(f"d{trial.params['model.arch_kwargs.depth']}")
+    if not parts and trial.user_attrs.get("run_dir"):
+        parts.append(Path(trial.user_attrs["run_dir"]).parent.name)
+    return " ".join(parts) or f"trial {trial.number}"
+
+
+def columns(search: SearchConfig) -> list[str]:
+    """trials.csv's columns."""
+    names = ["number", "state", *search.space, *(o.name for o in search.objectives)]
+    names += ["macs", "params", "epochs", "wall_time", "fit_seconds", "run_dir", "fail_reason"]
+    return list(dict.fromkeys(names))  # an objective named macs is one column
+
+
+def row(trial: FrozenTrial, search: SearchConfig) -> dict[str, Any]:
+    """One trial as a trials.csv row."""
+    values = dict(zip((o.name for o in search.objectives), trial.values or []))
+    attrs = trial.user_attrs
+    return {
+        "number": trial.number,
+        "state": trial.state.name,
+        **{key: trial.params.get(key) for key in search.space},
+        **{key: attrs.get(key) for key in ("macs", "params", "epochs", "wall_time", "fit_seconds", "run_dir", "fail_reason")},
+        **values,
+    }
+
+
+def _csv(rows: list[dict[str, Any]], names: list[str]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def pareto_trials(study: optuna.Study, search: SearchConfig) -> list[FrozenTrial]:
+    """The non-dominated COMPLETE trials (see the module docstring), by MACs."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(search.objectives) > 1:
+        front = study.best_trials
+    else:
+        axes = [(search.objectives[0], 0), (Objective("macs", "minimize"), None)]
+        front = _non_dominated([t for t in complete if t.user_attrs.get("macs") is not None], axes)
+    return sorted(front, key=lambda t: (t.user_attrs.get("macs") or 0, t.number))
+
+
+def _non_dominated(trials: list[FrozenTrial], axes: list[tuple[Objective, int | None]]) -> list[FrozenTrial]:
+    def point(t: FrozenTrial) -> list[float]:
+        # Each axis turned into "smaller is better".
+        values = [t.values[i] if i is not None else t.user_attrs[o.name] for o, i in axes]
+        return [-v if o.direction == "maximize" else v for v, (o, _) in zip(values, axes)]
+
+    points = {t.number: point(t) for t in trials}
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x <= y for x, y in zip(a, b)) and any(x < y for x, y in zip(a, b))
+    return [t for t in trials if not any(dominates(points[o.number], points[t.number]) for o in trials)]
+
+
+def write_outputs(study: optuna.Study, search: SearchConfig, output: Path) -> dict[str, Path]:
+    """Write trials.csv, pareto.csv, pareto.png and the best configs; returns what was written."""
+    trials = study.get_trials(deepcopy=False)
+    names = columns(search)
+    written = {"trials.csv": output / "trials.csv"}
+    _atomic_write(written["trials.csv"], _csv([row(t, search) for t in trials], names))
+    front = pareto_trials(study, search)
+    written["pareto.csv"] = output / "pareto.csv"
+    _atomic_write(written["pareto.csv"], _csv([{**row(t, search), "label": label(t)} for t in front], [*names, "label"]))
+    if any(t.state == TrialState.COMPLETE for t in trials):
+        written["pareto.png"] = output / "pareto.png"
+        _atomic_write(written["pareto.png"], pareto_plot(trials, front, search, study.study_name))
+        for path in write_best_configs(study, search, front, output):
+            written[str(path.relative_to(output))] = path
+    return written
+
+
+def write_best_configs(study: optuna.Study, search: SearchConfig, front: list[FrozenTrial], output: Path) -> list[Path]:
+    """``best.yaml`` (and ``best/trial-NNNN.yaml`` per Pareto point with several objectives)."""
+    first = search.objectives[0]
+    if len(search.objectives) == 1:
+        chosen = [study.best_trial]
+    else:
+        chosen = front
+    paths = []
+    for trial in chosen:
+        text = _best_config(study, search, trial)
+        if len(search.objectives) > 1:
+            paths.append(output / "best" / f"trial-{trial.number:04d}.yaml")
+            _atomic_write(paths[-1], text.encode())
+    best = max(chosen, key=lambda t: t.values[0] if first.direction == "maximize" else -t.values[0])
+    paths.append(output / "best.yaml")
+    _atomic_write(paths[-1], _best_config(study, search, best).encode())
+    return paths
+
+
+def _best_config(study: optuna.Study, search: SearchConfig, trial: FrozenTrial) -> str:
+    values = ", ".join(f"{o.name}={v:.6g}" for o, v in zip(search.objectives, trial.values))
+    header = (
+        f"# Study {study.study_name!r}, trial {trial.number} ({label(trial)}): {values}\n"
+        f"# Its run: {trial.user_attrs.get('run_dir')}\n"
+        "# Retrain it as is:  resnet-lightning fit --config THIS_FILE\n"
+    )
+    return header + resolved_config(fit_args(search, trial.params))
+
+
+def pareto_plot(trials: list[FrozenTrial], front: list[FrozenTrial], search: SearchConfig, title: str) -> bytes:
+    """Accuracy (the first metric objective) against MACs, coloured by block, the front marked; PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = next((o for o in search.objectives if o.is_metric), search.objectives[0])
+    index = [o.name for o in search.objectives].index(metric.name)
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("macs")]
+    blocks = sorted({str(t.params.get("model.block", "")) for t in done})
+    colours = dict(zip(blocks, plt.get_cmap("tab10").colors))
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    for block in blocks:
+        mine = [t for t in done if str(t.params.get("model.block", "")) == block]
+        ax.scatter([t.user_attrs["macs"] for t in mine], [t.values[index] for t in mine], s=28, alpha=0.75,
+                   color=colours[block], label=block or "trials")
+    for t in done:
+        ax.annotate(label(t), (t.user_attrs["macs"], t.values[index]), fontsize=6, alpha=0.8,
+                    xytext=(3, 2), textcoords="offset points")
+    marked = [t for t in front if t.user_attrs.get("macs")]
+    if marked:
+        ax.step([t.user_attrs["macs"] for t in marked], [t.values[index] for t in marked], where="post",
+                color="black", linewidth=1.2, label="Pareto front")
+        ax.scatter([t.user_attrs["macs"] for t in marked], [t.values[index] for t in marked], s=90,
+                   facecolors="none", edgecolors="black", linewidths=1.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs per image (count_macs at the data's input size)")
+    ax.set_ylabel(f"{metric.name} (best epoch)")
+    ax.set_title(f"{title}: {len(done)} complete trials")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png")
+    plt.close(fig)
+    return out.getvalue()
+
+
+def summary_table(study: optuna.Study, search: SearchConfig) -> str:
+    """The trials as an aligned text table (``search --summary``)."""
+    names = [n for n in columns(search) if n not in ("run_dir",)]
+    rows = [[_cell(row(t, search).get(n)) for n in names] for t in study.get_trials(deepcopy=False)]
+    widths = [max(len(n), *(len(r[i]) for r in rows)) if rows else len(n) for i, n in enumerate(names)]
+    lines = ["  ".join(n.ljust(w) for n, w in zip(names, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    counts = {s.name: sum(t.state == s for t in study.get_trials(deepcopy=False)) for s in TrialState}
+    lines.append(f"{study.study_name}: " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,203 @@
+"""One trial: an ordinary ``resnet-lightning fit`` in a process of its own.
+
+The worker draws the parameters, runs the fit in a child process (its own run
+directory under ``<output>/runs``, its log in ``<output>/logs/trial-NNNN.log``)
+and reads back what the child's :class:`~.reporter.SearchTrialReporter` recorded.
+A process per trial keeps one trial's crash, leaked memory or CUDA state from
+the next, and lets a trial use several GPUs (Lightning's DDP launcher re-runs
+the trial's own ``resnet-lightning fit`` command line).
+
+How the child starts (``--trial_process``):
+
+* ``fork`` (default on Linux): the worker, which has imported the CLI once,
+  forks and the child runs ``cli_main`` on the trial's arguments. It skips the
+  interpreter start and the imports (several seconds of a CPU trial).
+* ``fresh``: ``python -m resnet_lightning fit ...``, a new interpreter (the
+  default elsewhere; the safe choice if something in the worker dislikes fork).
+
+Outcomes: exit 0 and ``pruned_at_epoch`` recorded -> PRUNED; exit 0 -> COMPLETE
+with the objectives' values; anything else -> FAIL, with the one-line reason
+taken from the log (the CLI's ``error:`` line, or the exception's last line).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from .config import SearchConfig
+from .fit_args import fit_args
+from .objectives import MissingMetricError
+from .space import suggest
+from .storage import WORKER_ATTR, this_worker
+
+PROCESSES = ("fork", "fresh")
+REPORTER = "resnet_lightning.search.reporter.SearchTrialReporter"
+# What every trial adds to the user's options (and best.yaml leaves out).
+PLUMBING = ["--trainer.enable_progress_bar=false"]
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt)|[\w.]*\bError)\b:?")
+
+
+class TrialFailed(RuntimeError):
+    """A trial's fit did not finish; the message is its one-line reason."""
+
+
+def default_process() -> str:
+    """``fork`` where fork is safe and cheap (Linux), else ``fresh``."""
+    return "fork" if sys.platform.startswith("linux") else "fresh"
+
+
+@dataclass
+class TrialRunner:
+    """The objective Optuna calls: run one trial as a fit and return its objective values.
+
+    Args:
+        search: The search file.
+        storage: The study's storage address (for the fit's reporter).
+        output: The search's output directory.
+        study_name: The study (the W&B group of its trials).
+        process: ``fork`` or ``fresh`` (see the module docstring).
+    """
+
+    search: SearchConfig
+    storage: str
+    output: Path
+    study_name: str
+    process: str = "fork"
+
+    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        params = suggest(trial, self.search.space)
+        trial.set_user_attr(WORKER_ATTR, this_worker())
+        log = self.output / "logs" / f"trial-{trial.number:04d}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"search: trial {trial.number} {' '.join(f'{k}={v}' for k, v in params.items())} (log {log})", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        code = self.launch(self.argv(trial, params), log, self.environment())
+        trial.set_user_attr("wall_time", round(time.perf_counter() - start, 3))
+        trial.set_user_attr("log", str(log))
+        # From the storage: what the fit's process recorded (Trial.user_attrs is this process's cache).
+        attrs = trial.study._storage.get_trial(trial._trial_id).user_attrs
+        if code != 0:
+            self._fail(trial, failure_reason(log, code))
+        if "pruned_at_epoch" in attrs:
+            raise optuna.TrialPruned(f"pruned at epoch {attrs['pruned_at_epoch']}")
+        try:
+            values = [objective.value(attrs) for objective in self.search.objectives]
+        except MissingMetricError as err:
+            self._fail(trial, str(err))
+        return values[0] if len(values) == 1 else values
+
+    def _fail(self, trial: optuna.Trial, reason: str) -> None:
+        trial.set_user_attr("fail_reason", reason)
+        raise TrialFailed(reason)
+
+    def argv(self, trial: optuna.Trial, params: dict[str, Any]) -> list[str]:
+        """The trial's ``fit`` command line: the user's arguments, then the search's plumbing."""
+        metrics = [o.name for o in self.search.objectives if o.is_metric]
+        monitor = self.search.monitor
+        reporter = {
+            "class_path": REPORTER,
+            "init_args": {
+                "storage": self.storage,
+                "study_name": trial.study.study_name,
+                "trial_id": trial._trial_id,  # the id names a trial across processes; the number only within a study
+                "trial_number": trial.number,
+                "metrics": sorted(set(metrics) | ({monitor} if monitor else set())),
+                "monitor": monitor,
+                "pruner": self.search.pruner,
+                "worker_pid": os.getpid(),
+            },
+        }
+        root = f"--trainer.default_root_dir={self.output.resolve() / 'runs'}"
+        # The root goes first so that a fixed trainer.default_root_dir still wins.
+        args = fit_args(self.search, params)
+        return ["fit", root, *PLUMBING, *args, f"--trainer.callbacks+={json.dumps(reporter)}"]
+
+    def environment(self) -> dict[str, str]:
+        """Variables the trial's process gets: a WandbLogger groups the study's trials (unless the user set a group)."""
+        env = {}
+        if "WANDB_RUN_GROUP" not in os.environ:
+            env["WANDB_RUN_GROUP"] = self.study_name
+        return env
+
+    def launch(self, argv: list[str], log: Path, env: dict[str, str]) -> int:
+        """Run ``resnet-lightning <argv>`` with output to ``log``; returns its exit code (negative: killed by that signal)."""
+        if self.process == "fresh":
+            with open(log, "w") as out:
+                child = subprocess.Popen(
+                    [sys.executable, "-m", "resnet_lightning", *argv], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+                )
+                return _wait(child.pid, child.wait)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            _run_in_child(argv, log, env)
+        return _wait(pid, lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+
+def _wait(pid: int, wait: Any) -> int:
+    """Wait for the trial's process; on Ctrl+C (which it got too) let it save and stop first."""
+    try:
+        return wait()
+    except KeyboardInterrupt:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        wait()
+        raise
+
+
+def _run_in_child(argv: list[str], log: Path, env: dict[str, str]) -> None:
+    code = 1
+    try:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.environ.update(env)
+        # Lightning's DDP launcher re-runs sys.argv for the other ranks: make it this fit's.
+        sys.argv = [sys.argv[0], *argv]
+        from ..cli import cli_main
+
+        cli_main()  # reads sys.argv, as the console script does
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the log gets the traceback, the worker the exit code
+        traceback.print_exc()
+    finally:
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and getattr(wandb, "run", None) is not None:
+            wandb.finish(exit_code=code)  # os._exit skips wandb's atexit hook
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # never unwind into the worker's stack (Optuna's optimize loop)
+
+
+def failure_reason(log: Path, code: int) -> str:
+    """One line saying why a trial's fit failed, from its log and exit code."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    for line in reversed(lines):
+        if "resnet-lightning: error:" in line:
+            return line.split("resnet-lightning: error:", 1)[1].strip()
+    for line in reversed(lines):
+        if _EXCEPTION_LINE.match(line):
+            return line
+    if code < 0:
+        name = signal.Signals(-code).name
+        return f"killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+    return f"exit code {code}" + (f": {lines[-1]}" if lines else "")
