@@ -128,6 +128,11 @@ class ResNetClassifier(L.LightningModule):
                 "need 0 <= ema_decay < 1 (0 is off; e.g. --model.ema_decay 0.9999), ema_every_n_steps >= 1 and "
                 "ema_start_epoch >= 0"
             )
+        if freeze_backbone_epochs < 0 or not 0.0 < backbone_lr_scale <= 1.0:
+            raise ModelConfigError(
+                f"freeze_backbone_epochs={freeze_backbone_epochs}, backbone_lr_scale={backbone_lr_scale}: need "
+                "freeze_backbone_epochs >= 0 (0: no freezing) and 0 < backbone_lr_scale <= 1 (e.g. 0.1)"
+            )
         self.batch_mix = BatchMix(num_classes, mixup_alpha, cutmix_alpha) if mixup_alpha > 0 or cutmix_alpha > 0 else None
         self.model = create_model(
             arch, block=block, num_classes=num_classes, in_channels=in_channels, **(arch_kwargs or {})
@@ -135,15 +140,11 @@ class ResNetClassifier(L.LightningModule):
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer_factory = optimizer
+        self._input_shape: list[int] | None = None  # of the training batches, for exports
         self.scheduler_factory = lr_scheduler
 
         # validate_args=False: torchmetrics' per-update input check runs torch.unique on the
         # labels, a host-device sync every step on a GPU; the DataModules check labels on load.
-        if freeze_backbone_epochs < 0 or not 0.0 < backbone_lr_scale <= 1.0:
-            raise ModelConfigError(
-                f"freeze_backbone_epochs={freeze_backbone_epochs}, backbone_lr_scale={backbone_lr_scale}: need "
-                "freeze_backbone_epochs >= 0 (0: no freezing) and 0 < backbone_lr_scale <= 1 (e.g. 0.1)"
-            )
         metrics = {"acc": MulticlassAccuracy(num_classes, top_k=1, average="micro", validate_args=False)}
         if num_classes > 5:
             metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro", validate_args=False)
@@ -151,7 +152,6 @@ class ResNetClassifier(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
-        self._input_shape: list[int] | None = None  # of the training batches, for exports
 
     @override
     def configure_model(self) -> None:
@@ -170,6 +170,7 @@ class ResNetClassifier(L.LightningModule):
     @override
     def configure_callbacks(self) -> list[L.Callback]:
         # Fits only: test/validate/export read the checkpoint's state_dict, which already holds the average.
+        callbacks: list[L.Callback] = []
         if self.hparams.ema_decay > 0 and self.trainer.state.fn == "fit":
             callbacks.append(EMA(self.hparams.ema_decay, self.hparams.ema_every_n_steps, self.hparams.ema_start_epoch))
         if self.hparams.get("freeze_backbone_epochs", 0) > 0 and self.trainer.state.fn == "fit":
@@ -217,7 +218,6 @@ class ResNetClassifier(L.LightningModule):
 
             tell(f"{self.trainer.state.fn.value}: evaluating the checkpoint's EMA (averaged) weights, not the raw ones")
 
-        callbacks: list[L.Callback] = []
     def _evaluate(self, images: torch.Tensor) -> torch.Tensor:
         """Logits, or with ``tta_flip`` the log of the mean probability over the image and its mirror."""
         if not self.hparams.tta_flip:
@@ -307,6 +307,8 @@ class ResNetClassifier(L.LightningModule):
             optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=1e-4)
         else:
             optimizer = self.optimizer_factory(groups)
+        for group in optimizer.param_groups:  # before the schedulers read their base rates
+            group["lr"] *= group.pop("lr_scale", 1.0)
         schedulers = []
         if self.hparams.warmup:
             schedulers.append(torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=self.hparams.warmup))
@@ -318,8 +320,6 @@ class ResNetClassifier(L.LightningModule):
             scheduler = schedulers[0]
         else:
             scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers, milestones=[self.hparams.warmup])
-        for group in optimizer.param_groups:  # before the schedulers read their base rates
-            group["lr"] *= group.pop("lr_scale", 1.0)
         config = {"scheduler": scheduler, "interval": self.hparams.lr_scheduler_interval}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = getattr(scheduler, "monitor", "val/loss")

@@ -32,7 +32,7 @@ from .models import BlockContractError
 from .models.builders import resolve_block
 from .registry import get_architecture, get_block
 
-__all__ = ["FRAMEWORK_BLOCK_KWARGS", "PluginContractError", "check_architecture", "check_block"]
+__all__ = ["FRAMEWORK_BLOCK_KWARGS", "PluginContractError", "check_architecture", "check_block", "check_export"]
 
 # Keyword arguments every architecture built on resnet_lightning.models.ResNet
 # passes to every block; a block must accept them, even to ignore them.
@@ -445,3 +445,67 @@ def _kwargs_repr(kwargs: dict) -> str:
 def _call_repr(cls: type, in_channels: int, out_channels: int, stride: int, options: dict) -> str:
     extra = f", {_kwargs_repr(options)}" if options else ""
     return f"{cls.__name__}({in_channels}, {out_channels}, stride={stride}{extra})"
+
+
+# --- export --------------------------------------------------------------------------
+
+
+def check_export(
+    arch: str | Callable[..., nn.Module],
+    /,
+    *,
+    input_size: int = 32,
+    in_channels: int = 3,
+    num_classes: int = 3,
+    tolerance: float = 1e-4,
+    **arch_kwargs: Any,
+) -> float:
+    """Check that an architecture exports to ONNX and computes there what it computes eagerly.
+
+    Exports a freshly built network (eval mode) with ``torch.onnx``'s dynamo exporter and
+    a dynamic batch size, as ``resnet-lightning export`` does, runs it in onnxruntime on
+    batches of 1 and 4, and compares the logits with the eager model's. Needs the
+    ``onnx``, ``onnxscript`` and ``onnxruntime`` packages (``resnet-lightning[export]``).
+
+    Args:
+        arch: A registry name or the builder itself.
+        input_size: Height and width of the test images.
+        in_channels: Input image channels.
+        num_classes: Output classes.
+        tolerance: Largest accepted difference of a logit, relative to the largest logit
+            when that exceeds 1 (a fresh deep network's logits can be in the hundreds, where
+            float rounding alone differs by more than 1e-4).
+        **arch_kwargs: Options for the builder; keep the model small (a shallow depth):
+            exporting takes seconds per few dozen layers.
+
+    Returns:
+        The largest absolute difference of a logit seen.
+
+    Raises:
+        PluginContractError: the export fails or differs from eager by more than ``tolerance``.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from .export import ExportError, export
+
+    builder, name = _resolve_architecture(arch)
+    options = dict(arch_kwargs, num_classes=num_classes, in_channels=in_channels)
+    what = f"architecture {name!r} ({_kwargs_repr(options)})"
+    with _isolated(), tempfile.TemporaryDirectory() as scratch:
+        model = _build_model(builder, name, options).eval()
+        try:
+            result = export(model, Path(scratch) / "model.onnx", "onnx", (in_channels, input_size, input_size),
+                            tolerance=tolerance)
+        except ExportError as exc:
+            raise PluginContractError(f"{what}: {exc}") from exc
+        except Exception as exc:  # the exporter's own failure: an operation it cannot translate, a data-dependent branch
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise PluginContractError(
+                f"{what} does not export to ONNX (torch.onnx.export(..., dynamo=True) raised {type(exc).__name__}: {first}); "
+                "the forward pass must be traceable by torch.export: no Python branches on tensor values"
+            ) from exc
+    if result is None:
+        raise PluginContractError("check_export needs onnxruntime to compare the export with eager: pip install onnxruntime")
+    return result[0]
+

@@ -16,13 +16,15 @@ from PIL import Image
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-def make_digits(folder: str | os.PathLike[str], classes: int = 3, size: int = 32, unlabelled: int = 12) -> Path:
+def make_digits(
+    folder: str | os.PathLike[str], classes: int = 3, size: int = 32, unlabelled: int = 12, per_class: int | None = None
+) -> Path:
     """Write scikit-learn's handwritten digits as PNG files: a small tree to fine-tune on.
 
     ``folder/labelled/<zero|one|...>/NNNN.png`` holds the digits 0 .. ``classes - 1``
     (about 180 per class) but their last ``unlabelled`` images, which go to
     ``folder/unlabelled/NNNN.png`` for predicting. Images are ``size`` x ``size`` grey,
-    upsampled from 8x8.
+    upsampled from 8x8. ``per_class`` keeps only that many labelled images of each class.
 
     Returns:
         ``folder``.
@@ -37,11 +39,15 @@ def make_digits(folder: str | os.PathLike[str], classes: int = 3, size: int = 32
     pixels = big.round().clamp(0, 255).to(torch.uint8).squeeze(1).numpy()  # (N, size, size)
     root = Path(folder)
     chosen = [i for i, label in enumerate(labels) if label < classes]
+    written = [0] * classes
     for n, i in enumerate(chosen):
         if n >= len(chosen) - unlabelled:
             target = root / "unlabelled" / f"{i:04d}.png"
-        else:
+        elif per_class is None or written[labels[i]] < per_class:
+            written[labels[i]] += 1
             target = root / "labelled" / DIGIT_NAMES[labels[i]] / f"{i:04d}.png"
+        else:
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pixels[i], mode="L").save(target)
     return root

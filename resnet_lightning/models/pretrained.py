@@ -166,9 +166,10 @@ def adapt_input_conv(in_channels: int, weight: Tensor) -> Tensor:
     """A stem convolution's weight ``(O, I, kH, kW)`` for ``in_channels`` inputs instead of ``I``.
 
     As timm's ``adapt_input_conv``: for one channel, the sum over the ``I`` channels
-    (a grey image ``g`` seen as ``(g, g, g)`` gives the same response); otherwise the
-    channels repeated cyclically and scaled by ``I / in_channels``, which keeps the
-    response to a constant image the same.
+    (a grey image ``g`` gives the response the original gives ``(g, g, g)``); otherwise
+    the channels repeated cyclically and scaled by ``I / in_channels``, which keeps the
+    scale of the response (exactly, for a constant image, when ``in_channels`` is a
+    multiple of ``I``).
     """
     out_channels, source, kh, kw = weight.shape
     dtype = weight.dtype

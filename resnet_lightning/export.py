@@ -1,0 +1,265 @@
+"""``resnet-lightning export``: a trained checkpoint as ONNX or a ``torch.export`` program, checked against eager.
+
+The exported graph is the network alone (images in, logits out), with a dynamic
+batch size. What a user of the file needs besides it travels inside it: the class
+names, the normalisation (mean, std) and the input shape, as ONNX ``metadata_props``
+or as the ``resnet_lightning.json`` extra file of the ``.pt2`` archive
+(``torch.export.load(path, extra_files={"resnet_lightning.json": ""})``). The command
+then runs the file (onnxruntime, or the loaded ``ExportedProgram``) on batches of 1
+and 4 and prints the largest absolute difference from the eager model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import runs
+from .checkpoint_io import require_complete_checkpoint
+
+FORMATS = ("onnx", "pt2")
+METADATA_FILE = "resnet_lightning.json"  # the .pt2 extra file holding the metadata
+CHECK_BATCHES = (1, 4)
+
+
+class ExportError(ValueError):
+    """The export cannot be made or does not match the eager model; the message says what to do."""
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike[str], metadata: dict[str, Any]) -> None:
+    """Write ``model`` as ONNX through ``torch.onnx``'s dynamo exporter, batch size dynamic.
+
+    Args:
+        model: The network, in eval mode.
+        example: An input batch of the shape to export (the batch dimension is made dynamic).
+        path: The ``.onnx`` file.
+        metadata: Written to the model's ``metadata_props``; values that are not strings as JSON.
+    """
+    try:
+        import onnx
+    except ImportError:
+        raise ExportError("--format onnx needs the onnx and onnxscript packages: pip install 'resnet-lightning[export]'") from None
+    batch = torch.export.Dim("batch", min=1)
+    torch.onnx.export(
+        model, (example,), str(path), dynamo=True, dynamic_shapes=({0: batch},),
+        input_names=["images"], output_names=["logits"], verbose=False,
+    )
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(proto, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    onnx.save(proto, str(path))
+
+
+def export_pt2(model: nn.Module, example: torch.Tensor, path: str | os.PathLike[str], metadata: dict[str, Any]) -> None:
+    """Write ``model`` as a ``torch.export`` archive (``.pt2``), batch size dynamic, metadata in an extra file."""
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path), extra_files={METADATA_FILE: json.dumps(metadata)})
+
+
+def max_abs_difference(
+    model: nn.Module, path: str | os.PathLike[str], fmt: str, input_shape: Sequence[int], batches: Sequence[int] = CHECK_BATCHES
+) -> tuple[float, float] | None:
+    """The largest absolute difference between the exported file's logits and the eager model's, and the largest logit.
+
+    Random normal inputs (a fixed seed) of each batch size in ``batches``. None when
+    onnxruntime is not installed (ONNX only).
+    """
+    if fmt == "onnx":
+        try:
+            import onnxruntime
+        except ImportError:
+            return None
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        run = lambda x: torch.from_numpy(session.run(None, {"images": x.numpy()})[0])  # noqa: E731
+    else:
+        exported = torch.export.load(str(path)).module()
+        run = lambda x: exported(x)  # noqa: E731
+    generator = torch.Generator().manual_seed(0)
+    worst = scale = 0.0
+    with torch.no_grad():
+        for n in batches:
+            x = torch.randn(n, *input_shape, generator=generator)  # (n, C, H, W), normalised-image scale
+            eager = model(x)  # (n, num_classes)
+            worst = max(worst, float((run(x) - eager).abs().max()))
+            scale = max(scale, float(eager.abs().max()))
+    return worst, scale
+
+
+def export(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    fmt: str,
+    input_shape: Sequence[int],
+    metadata: dict[str, Any] | None = None,
+    tolerance: float = 1e-4,
+) -> tuple[float, float] | None:
+    """Export ``model`` to ``path`` and check it against eager.
+
+    The check passes when no logit differs by more than ``tolerance`` times the
+    largest logit (or times 1 when the logits are smaller): float32 rounding differs
+    between runtimes by a fraction of the values, so a network with logits in the
+    hundreds (a fresh deep one) differs by more than 1e-4 for no fault of the export.
+
+    Returns:
+        The largest absolute difference and the largest absolute logit; None when
+        onnxruntime is not installed to check an ONNX file.
+
+    Raises:
+        ExportError: An unknown format, or the export differs from eager by more than allowed.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    model = model.eval()
+    example = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))  # (2, C, H, W)
+    with torch.no_grad():
+        (export_onnx if fmt == "onnx" else export_pt2)(model, example, path, metadata or {})
+    result = max_abs_difference(model, path, fmt, input_shape)
+    if result is not None and not result[0] <= tolerance * max(1.0, result[1]):
+        raise ExportError(
+            f"{path}: the exported model's logits differ from the eager model's by up to {result[0]:.3g} "
+            f"(logits up to {result[1]:.3g}, tolerance {tolerance:g} relative); the architecture has an operation the exporter translates differently. "
+            "Try the other --format, or raise --tolerance if the difference is acceptable"
+        )
+    return result
+
+
+def checkpoint_metadata(checkpoint: dict[str, Any], ckpt_path: Path) -> dict[str, Any]:
+    """What the export records about the checkpoint: model options, classes, normalisation, input shape."""
+    hparams = checkpoint.get("hyper_parameters", {})
+    spec = dict(checkpoint.get("data_spec") or {})
+    for value in checkpoint.values():  # a DataModule's own state (ImageFolderDataModule saves its classes)
+        if isinstance(value, dict) and "class_names" in value:
+            spec.update({k: v for k, v in value.items() if v is not None})
+    return {
+        "producer": "resnet-lightning",
+        "output": "logits",
+        "arch": hparams.get("arch"),
+        "block": hparams.get("block"),
+        "arch_kwargs": hparams.get("arch_kwargs"),
+        "num_classes": hparams.get("num_classes"),
+        "class_names": spec.get("class_names"),
+        "mean": spec.get("mean"),
+        "std": spec.get("std"),
+        "input_shape": spec.get("input_shape"),
+        "checkpoint": str(ckpt_path),
+    }
+
+
+def resolve_checkpoint(ckpt_path: str, run: str | None, root: Path) -> Path:
+    """``--ckpt_path`` as a file: a path, or ``best``/``last`` of a run, as ``test`` resolves them."""
+    from .run_config import _pick_checkpoint  # the rule test/validate/predict use
+
+    if ckpt_path not in ("best", "last"):
+        require_complete_checkpoint(ckpt_path)
+        return Path(ckpt_path).resolve()
+    if run is not None and runs.version_of(Path(run)) is not None and Path(run).is_dir():
+        run_dir = Path(run).resolve()  # a run directory
+    else:
+        names = sorted(p.name for p in root.iterdir() if p.is_dir() and runs.list_runs(root, p.name)) if root.is_dir() else []
+        if run is not None:
+            name_dir = Path(run) if Path(run).is_dir() else root / run
+            root, names = name_dir.resolve().parent, [name_dir.name]
+        if len(names) != 1:
+            found = f"runs under {root}: {', '.join(names)}" if names else f"no runs under {root}"
+            raise runs.RunNotFoundError(
+                f"--ckpt_path {ckpt_path} needs --run: a run directory (NAME/version_N) or a run name ({found}); "
+                "or pass --ckpt_path PATH/TO/FILE.ckpt"
+            )
+        run_dir, _ = runs.newest_run_with_checkpoint(root, names[0])
+    ckpt = _pick_checkpoint(runs.checkpoint_dir(run_dir), ckpt_path)
+    require_complete_checkpoint(ckpt)
+    return ckpt
+
+
+def default_output(ckpt: Path, fmt: str) -> Path:
+    """``<run>/export/<checkpoint name>.<fmt>`` for a checkpoint in a run, else beside the checkpoint."""
+    run_dir = runs.run_of_checkpoint(ckpt)
+    folder = run_dir / "export" if run_dir is not None else ckpt.parent
+    return folder / f"{ckpt.stem}.{fmt}"
+
+
+def _input_shape(metadata: dict[str, Any], input_size: int | None, in_channels: int) -> list[int]:
+    if input_size is not None:
+        return [in_channels, input_size, input_size]
+    if metadata.get("input_shape"):
+        return list(metadata["input_shape"])
+    raise ExportError(
+        "the checkpoint does not record its input size (it was saved before exports recorded it); "
+        "pass --input_size N (the side of the square images the model was trained on)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``resnet-lightning export --ckpt_path PATH --format onnx|pt2 [--output FILE]``."""
+    parser = argparse.ArgumentParser(
+        prog="resnet-lightning export",
+        description="Export a trained checkpoint to ONNX or torch.export (.pt2), with a dynamic batch size and the "
+        "class names and normalisation in the file's metadata, checked against the eager model.",
+    )
+    parser.add_argument("--ckpt_path", required=True, help="a checkpoint file, or best / last of a run (see --run)")
+    parser.add_argument("--run", default=None, help="with best/last: a run directory (NAME/version_N) or a run name "
+                        "(its newest run with a checkpoint); needed when the root holds runs of several names")
+    parser.add_argument("--root", default=".", help="where the runs are (fit's --trainer.default_root_dir; default .)")
+    parser.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (torch.onnx, dynamo) or pt2 (torch.export)")
+    parser.add_argument("--output", default=None, help="the file to write (default: <run>/export/<checkpoint>.<format>)")
+    parser.add_argument("--input_size", type=int, default=None, help="image side (default: the one the checkpoint was trained on)")
+    parser.add_argument("--tolerance", type=float, default=1e-4,
+                        help="largest accepted |exported - eager| logit, relative to the largest logit if above 1 (default 1e-4)")
+    args = parser.parse_args(argv)
+
+    from .module import ResNetClassifier  # late: Lightning is slow to import and --help needs none of it
+
+    ckpt = resolve_checkpoint(args.ckpt_path, args.run, Path(args.root).resolve())
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+    metadata = checkpoint_metadata(checkpoint, ckpt)
+    classifier = ResNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
+    shape = _input_shape(metadata, args.input_size, classifier.hparams.in_channels)
+    metadata["input_shape"] = shape
+    output = Path(args.output) if args.output else default_output(ckpt, args.format)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    model = classifier.model.float().eval()
+    start = time.perf_counter()
+    # Written beside the target and renamed: a failed export or check never leaves a file that looks complete.
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as scratch:
+        staged = Path(scratch) / output.name
+        result = export(model, staged, args.format, shape, metadata, args.tolerance)
+        os.replace(staged, output)
+    seconds = time.perf_counter() - start
+    if result is None:
+        check = "not checked (pip install onnxruntime to check it against the eager model)"
+    else:
+        check = f"max abs diff vs eager {result[0]:.2e} (logits up to {result[1]:.3g}) at batch {' and '.join(map(str, CHECK_BATCHES))}"
+    classes = metadata["class_names"]
+    print(f"resnet-lightning export: wrote {output} ({args.format}, input [N, {', '.join(map(str, shape))}], "
+          f"{len(classes) if classes else metadata['num_classes']} classes) in {seconds:.1f} s; {check}")
+    return 0
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata an export wrote into ``path`` (``.onnx`` or ``.pt2``), values decoded."""
+    if str(path).endswith(".pt2"):
+        extra = {METADATA_FILE: ""}
+        torch.export.load(str(path), extra_files=extra)
+        return json.loads(extra[METADATA_FILE])
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    decoded = {}
+    for key, value in props.items():
+        try:
+            decoded[key] = json.loads(value)
+        except json.JSONDecodeError:
+            decoded[key] = value
+    return decoded
+
+
+__all__ = ["ExportError", "export", "export_onnx", "export_pt2", "main", "max_abs_difference", "read_metadata"]
