@@ -18,7 +18,7 @@ from .callbacks.ema import EMA
 from .callbacks.finetune import BackboneFreeze
 from .data.augment import BatchMix
 from .factory import create_model
-from .models.pretrained import classifier_head, is_weights_file, load_pretrained, resolve_weights
+from .models.pretrained import WeightsError, check_weights, classifier_head, is_weights_file, load_pretrained, resolve_weights
 from .registry import get_architecture
 
 
@@ -133,6 +133,11 @@ class ResNetClassifier(L.LightningModule):
                 f"freeze_backbone_epochs={freeze_backbone_epochs}, backbone_lr_scale={backbone_lr_scale}: need "
                 "freeze_backbone_epochs >= 0 (0: no freezing) and 0 < backbone_lr_scale <= 1 (e.g. 0.1)"
             )
+        if weights is not None:
+            try:
+                check_weights(weights, get_architecture(arch), arch)
+            except WeightsError as err:
+                raise ModelConfigError(f"--model.weights: {err}") from None
         self.batch_mix = BatchMix(num_classes, mixup_alpha, cutmix_alpha) if mixup_alpha > 0 or cutmix_alpha > 0 else None
         self.model = create_model(
             arch, block=block, num_classes=num_classes, in_channels=in_channels, **(arch_kwargs or {})
@@ -185,14 +190,20 @@ class ResNetClassifier(L.LightningModule):
         # One process per node fetches named weights into torch hub's cache before setup reads them.
         weights = self.hparams.get("weights")
         if weights and self._fitting() and not is_weights_file(weights):
-            resolve_weights(weights, get_architecture(self.hparams.arch), self.hparams.arch)
+            try:
+                resolve_weights(weights, get_architecture(self.hparams.arch), self.hparams.arch)
+            except WeightsError as err:  # a download that failed: one line, with what to do
+                raise ModelConfigError(f"--model.weights: {err}") from None
 
     @override
     def setup(self, stage: str) -> None:
         weights = self.hparams.get("weights")
         # Lightning restores a resumed checkpoint after setup: its weights then replace these.
         if weights and self._fitting():
-            outcome = load_pretrained(self.model, weights, builder=get_architecture(self.hparams.arch), arch=self.hparams.arch)
+            try:
+                outcome = load_pretrained(self.model, weights, builder=get_architecture(self.hparams.arch), arch=self.hparams.arch)
+            except WeightsError as err:  # another architecture's, a corrupt file
+                raise ModelConfigError(f"--model.weights: {err}") from None
             from .run_config import tell  # late: run_config imports the CLI's pieces
 
             notes = [f"{', '.join(keys)} {what}" for what, keys in outcome.items() if keys]

@@ -508,4 +508,3 @@ def check_export(
     if result is None:
         raise PluginContractError("check_export needs onnxruntime to compare the export with eager: pip install onnxruntime")
     return result[0]
-

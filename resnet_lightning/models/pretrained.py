@@ -55,7 +55,7 @@ def torchvision_weights(arch: str, name: str, progress: bool = True) -> dict[str
     short = name.split(".", 1)[1] if name.startswith(f"{enum.__name__}.") else name
     if short not in enum.__members__:
         raise WeightsError(
-            f"unknown weights {name!r} for {arch}; torchvision offers {', '.join(enum.__members__)} "
+            f"unknown weights {name!r} for {arch}; it offers {', '.join(enum.__members__)} (torchvision's) "
             f"(or pass a path to a .pth state dict or a .ckpt checkpoint)"
         )
     weights = enum[short]
@@ -73,10 +73,13 @@ def torchvision_weights(arch: str, name: str, progress: bool = True) -> dict[str
 def torchvision_hook(arch: str) -> Callable[[str], dict[str, Tensor]]:
     """The ``pretrained_weights`` hook of a built-in ImageNet ResNet: :func:`torchvision_weights` for ``arch``."""
 
+    from torchvision.models import get_model_weights
+
     def pretrained_weights(name: str) -> dict[str, Tensor]:
         return torchvision_weights(arch, name)
 
     pretrained_weights.__doc__ = f"torchvision's {arch} ImageNet weights by name (IMAGENET1K_V1, ..., DEFAULT)."
+    pretrained_weights.names = tuple(get_model_weights(arch).__members__)  # checked before anything downloads
     return pretrained_weights
 
 
@@ -114,6 +117,28 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             "(save one with torch.save(model.state_dict(), path))"
         )
     return dict(loaded)
+
+
+def check_weights(weights: str | os.PathLike[str], builder: Callable[..., Any], arch: str) -> None:
+    """Raise :class:`WeightsError` now for weights that cannot work, before a fit starts (nothing is read).
+
+    A file must exist; a name needs the architecture's ``pretrained_weights`` hook and,
+    if the hook lists its ``names``, must be one of them.
+    """
+    if is_weights_file(weights):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            read_weights_file(path)  # raises, naming the file
+        return
+    hook = getattr(builder, "pretrained_weights", None)
+    if not callable(hook):
+        resolve_weights(weights, builder, arch)  # raises: no named weights here
+    names = getattr(hook, "names", None)
+    if names and os.fspath(weights).rsplit(".", 1)[-1] not in names:
+        raise WeightsError(
+            f"unknown weights {os.fspath(weights)!r} for {arch}; it offers {', '.join(names)} "
+            "(or pass a path to a .pth state dict or a .ckpt checkpoint)"
+        )
 
 
 def resolve_weights(weights: str | os.PathLike[str], builder: Callable[..., Any], arch: str) -> dict[str, Tensor]:

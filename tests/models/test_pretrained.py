@@ -117,7 +117,7 @@ def test_plugin_architecture_offers_weights_through_its_hook() -> None:
 
 def test_weight_errors_name_the_value_and_the_way_out(torchvision_resnet18, tmp_path) -> None:
     _, path = torchvision_resnet18
-    with pytest.raises(WeightsError, match=r"unknown weights 'IMAGENET1K_V3' for resnet18; torchvision offers IMAGENET1K_V1, DEFAULT"):
+    with pytest.raises(WeightsError, match=r"unknown weights 'IMAGENET1K_V3' for resnet18; it offers IMAGENET1K_V1, DEFAULT"):
         create_model("resnet18", weights="IMAGENET1K_V3")
     with pytest.raises(WeightsError, match=r"IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT"):
         create_model("resnet50", weights="V2")
