@@ -10,4 +10,5 @@ BENCHMARKS = {
     "data": "benchmarks.data_pipeline",
     "scaling": "benchmarks.scaling",
     "gpu": "benchmarks.gpu",
+    "recipes": "benchmarks.recipes",
 }

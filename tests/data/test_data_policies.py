@@ -16,7 +16,13 @@ from PIL import Image
 from torchvision.models import ResNet50_Weights
 from torchvision.transforms import v2
 
-from resnet_lightning.data import CIFAR10DataModule, CIFAR100DataModule, DataConfigError, ImageNetDataModule
+from resnet_lightning.data import (
+    CIFAR10DataModule,
+    CIFAR100DataModule,
+    DataConfigError,
+    ImageFolderDataModule,
+    ImageNetDataModule,
+)
 from resnet_lightning.data.augment import BatchCompose, BatchPolicy, BatchRandomErasing
 from resnet_lightning.data.transforms import POLICIES
 from tests.fixtures_data import digits, write_image_folder, write_imagenet_meta
@@ -52,14 +58,14 @@ def test_each_policy_runs_on_each_file_format(module: str, name: str, cifar_root
         cls = CIFAR10DataModule if module == "cifar10" else CIFAR100DataModule
         dm = cls(data_dir=str(cifar_root), val_size=100, **options)
         size = 32
-    else:
-        root = imagenet_root if module == "imagenet" else image_folder_root
-        dm = ImageNetDataModule(data_dir=str(root), image_size=24, **options)
-        size = 24
-    assert _uses(dm.train_transform, POLICY_CLASSES[name]) and _uses(dm.train_transform, v2.RandomErasing)
-    assert not _uses(dm.eval_transform, POLICY_CLASSES[name])  # evaluation is never augmented
+    elif module == "imagenet":  # torchvision's extracted ImageNet, read through datasets.ImageNet
+        dm, size = ImageNetDataModule(data_dir=str(imagenet_root), image_size=24, **options), 24
+    else:  # any folder of class folders; its normalisation is computed from the images in setup
+        dm, size = ImageFolderDataModule(data_dir=str(image_folder_root), image_size=24, **options), 24
     torch.manual_seed(0)
     images = _first_train_batch(dm)
+    assert _uses(dm.train_transform, POLICY_CLASSES[name]) and _uses(dm.train_transform, v2.RandomErasing)
+    assert not _uses(dm.eval_transform, POLICY_CLASSES[name])  # evaluation is never augmented
     assert images.shape == (8, 3, size, size) and images.dtype == torch.float32
     # Erasing writes 0 (the mean after normalisation) into whole rectangles: some image has a zero block.
     assert (images == 0).all(dim=1).flatten(1).sum(1).max() >= 4
@@ -144,6 +150,7 @@ def test_bad_policy_options_name_the_value_and_the_fix(cifar_root, image_folder_
     for make in (
         lambda: CIFAR10DataModule(data_dir=str(cifar_root), **options),
         lambda: ImageNetDataModule(data_dir=str(image_folder_root), **options),
+        lambda: ImageFolderDataModule(data_dir=str(image_folder_root), **options),
     ):
         with pytest.raises(DataConfigError) as error:
             make()
