@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "worker's and earlier runs' (default: the file's n_trials:)")
     parser.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds (default: the file's timeout:)")
     parser.add_argument("--output", type=Path, metavar="DIR", help="outputs, trial runs and logs (default: search/STUDY)")
+    parser.add_argument("--seed", type=int, help="the sampler's seed (default: the file's sampler: seed); give each worker "
+                        "its own (e.g. --seed $SLURM_ARRAY_TASK_ID): workers with one seed draw the same trials")
     parser.add_argument("--trial_process", choices=PROCESSES, default=default_process(),
                         help="fork: the worker forks per trial (no start-up cost; Linux default); fresh: a new interpreter "
                         "per trial (default elsewhere)")
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int | None:
         return None
 
     check_search(search)  # before any trial: unknown blocks, misspelt keys, missing files
+    if args.seed is not None:
+        search.sampler["seed"] = args.seed
     storage = open_storage(address, heartbeat=True)
     study = optuna.create_study(
         storage=storage, study_name=name, directions=search.directions, load_if_exists=True,
@@ -85,6 +89,10 @@ def main(argv: list[str] | None = None) -> int | None:
         )
     for number in fail_orphaned_trials(study):
         print(f"search: trial {number} was left running by a killed worker on this host: FAIL, queued again", file=sys.stderr)
+    others = {t.user_attrs.get("worker") for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if others and search.sampler.get("seed") is not None:
+        print(f"search: warning: worker(s) {', '.join(sorted(map(str, others)))} run this study too; with the same sampler seed "
+              "they draw the same trials: give each worker its own --seed", file=sys.stderr)
     for params in search.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
     n_trials = args.n_trials or search.n_trials

@@ -32,7 +32,8 @@ JOURNAL_FILE = "study.journal"
 WORKER_ATTR = "worker"  # "host:pid" of the search process that runs the trial
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
-DRIVERS = {"postgresql": "psycopg2-binary", "mysql": "PyMySQL"}
+# The drivers SQLAlchemy 2.1 uses for plain postgresql:// and mysql:// URLs.
+DRIVERS = {"postgresql": "'psycopg[binary]'", "mysql": "mysqlclient"}
 
 
 class StorageError(ValueError):
@@ -89,9 +90,9 @@ def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(address, engine_kwargs=engine_kwargs, **options)
-    except ModuleNotFoundError as err:
-        driver = DRIVERS.get(scheme, err.name)
-        raise StorageError(f"--storage {shown(address)}: the database driver {err.name!r} is not installed; pip install {driver}") from None
+    except ImportError:  # Optuna re-raises the driver's ModuleNotFoundError as an ImportError of its own
+        driver = DRIVERS.get(scheme, "the SQLAlchemy driver named in the URL (DIALECT+DRIVER://...)")
+        raise StorageError(f"--storage {shown(address)}: the database driver for {scheme} is not installed; pip install {driver}") from None
     except Exception as err:  # noqa: BLE001 - SQLAlchemy's errors come in many classes; the first line says which
         first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         raise StorageError(

@@ -1,0 +1,69 @@
+"""A search killed with SIGKILL and started again continues its study.
+
+The worker is killed in the middle of a trial's fit. Its fit notices that its
+worker is gone and stops itself (saving its state); the rerun marks the orphaned
+trial FAIL, queues its parameters again, and finishes the study.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+from optuna.trial import TrialState
+
+from .helpers import GOOD, finish, journal_study, start_search, tiny_search
+
+
+def _wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_kill_and_rerun_continues_the_same_study(tmp_path: Path) -> None:
+    # Four short epochs, so the kill lands in the middle of the first trial's fit.
+    search = tiny_search(tmp_path / "tiny.yaml", enqueue=[GOOD], pruner="none")
+    search.write_text(search.read_text().replace("trainer.max_epochs: 2", "trainer.max_epochs: 4\n  trainer.limit_train_batches: 6"))
+    args = ["--config", str(search), "--n_trials", "2", "--output", "out"]
+    worker = start_search(*args, cwd=tmp_path)
+    journal = tmp_path / "out" / "study.journal"
+
+    def running_fit() -> dict | None:
+        study = journal_study(journal) if journal.is_file() and journal.stat().st_size else None
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if study else []
+        return trials[0].user_attrs if trials and "epochs" in trials[0].user_attrs else None  # one epoch validated
+
+    attrs = _wait_for(running_fit, 180, "the first trial's fit to finish an epoch")
+    fit_pid = json.loads((Path(attrs["run_dir"]) / "run.json").read_text())["pid"]
+    worker.send_signal(signal.SIGKILL)
+    worker.communicate(timeout=30)
+    # The orphaned fit stops itself at its next batch (SIGTERM: it saves last.ckpt and exits).
+    _wait_for(lambda: not _alive(fit_pid), 60, f"the orphaned fit (pid {fit_pid}) to stop")
+    assert (Path(attrs["run_dir"]) / "checkpoints" / "last.ckpt").is_file()
+    killed = journal_study(journal).trials[0]
+    assert killed.state == TrialState.RUNNING  # as the kill left it
+
+    out = finish(start_search(*args, cwd=tmp_path))
+    assert "trial 0 was left running by a killed worker" in out
+    study = journal_study(journal)
+    assert study.trials[0].state == TrialState.FAIL and "stopped while it ran" in study.trials[0].user_attrs["fail_reason"]
+    retried = [t for t in study.trials[1:] if t.system_attrs.get("failed_trial") == 0]
+    assert retried and retried[0].params == killed.params and retried[0].state == TrialState.COMPLETE
+    finished = [t for t in study.trials if t.state.is_finished()]
+    assert len(finished) >= 2 and (tmp_path / "out" / "best.yaml").is_file()
