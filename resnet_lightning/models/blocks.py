@@ -6,6 +6,11 @@ Every block follows the public block contract (see :class:`Block`):
 Keyword arguments the framework passes (``norm_layer``, ``drop_path_rate``,
 ``shortcut``) are all optional. Layer names follow torchvision's ``resnet.py``
 (``conv1``, ``bn1``, ..., ``downsample``) so its state dicts load unchanged.
+
+Every block subclasses :class:`~resnet_lightning.models.residual.ResidualBlock`
+and states its residual structure through ``branch(x)``, ``shortcut(x)`` and
+``merge(branch_out, shortcut_out)``; ``forward`` is
+``merge(drop_path(branch(x)), shortcut(x))``, which the analyses rely on.
 """
 
 from __future__ import annotations
@@ -15,8 +20,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
-from torchvision.ops import StochasticDepth
-
+from .residual import DropPath, ResidualBlock
 from .shortcuts import make_shortcut
 
 NormLayer = Callable[[int], nn.Module]
@@ -33,7 +37,9 @@ class Block(Protocol):
             network adds a final BN-ReLU before pooling (He et al. 2016). Optional.
 
     A block may also define ``zero_init_last()``, which the network calls when asked
-    to zero-initialise every residual branch.
+    to zero-initialise every residual branch, and ``branch``/``shortcut``/``merge``
+    (:class:`~resnet_lightning.models.residual.ResidualStructure`), which the
+    analyses read; :class:`~resnet_lightning.models.residual.ResidualBlock` has all three.
     """
 
     expansion: ClassVar[int]
@@ -51,7 +57,7 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False)
 
 
-class BasicBlock(nn.Module):
+class BasicBlock(ResidualBlock):
     """The original two-convolution block, post-activation (He et al. 2015, Fig. 2).
 
     ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``
@@ -83,7 +89,7 @@ class BasicBlock(nn.Module):
         bias: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
         padding = kernel_size // 2
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
         self.bn1 = norm_layer(out_channels)
@@ -91,7 +97,6 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size, 1, padding, bias=bias)
         self.bn2 = norm_layer(out_channels)
         self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
-        self.drop_path = StochasticDepth(drop_path_rate, "row")
         self.stride = stride
 
     def zero_init_last(self) -> None:
@@ -99,11 +104,13 @@ class BasicBlock(nn.Module):
         # Minibatch SGD"): zero the last BN's scale in the residual branch.
         nn.init.zeros_(self.bn2.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(self.drop_path(out) + identity)
+        return self.bn2(self.conv2(out))
+
+    def merge(self, branch_out: torch.Tensor, shortcut_out: torch.Tensor | None) -> torch.Tensor:
+        # Post-activation: the ReLU follows the addition (He et al. 2015, Fig. 2).
+        return self.relu(branch_out + shortcut_out)
 
 
 class PlainBlock(BasicBlock):
@@ -112,7 +119,10 @@ class PlainBlock(BasicBlock):
 
     There is no residual branch to drop, so ``drop_path_rate`` and ``shortcut``
     are accepted and ignored, and there is no ``zero_init_last`` (zeroing the last
-    BN would cut the signal).
+    BN would cut the signal). Its structure says so: ``shortcut(x)`` is None (no
+    skip path) and ``merge(branch_out, None)`` is ``relu(branch_out)``, so the
+    residual ratio skips it and the lesion study deletes it by the identity where
+    it keeps the shape, as Veit et al. 2016 delete a layer of a plain network.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, **kwargs: Any) -> None:
@@ -124,12 +134,17 @@ class PlainBlock(BasicBlock):
 
     zero_init_last = None  # type: ignore[assignment]
 
+    def shortcut(self, x: torch.Tensor) -> None:
+        return None
+
+    def merge(self, branch_out: torch.Tensor, shortcut_out: torch.Tensor | None) -> torch.Tensor:
+        return self.relu(branch_out)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)))
+        return self.merge(self.branch(x), None)  # nothing to drop: the branch is the only path
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResidualBlock):
     """1x1-3x3-1x1 bottleneck, stride on the 3x3 (torchvision's "ResNet v1.5").
 
     The stride sits on the 3x3 rather than the first 1x1 as in He et al. 2015;
@@ -163,7 +178,7 @@ class Bottleneck(nn.Module):
         base_width: int = 64,
         **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
         width = int(out_channels // self.expansion * (base_width / 64.0)) * groups
         self.conv1 = conv1x1(in_channels, width)
         self.bn1 = norm_layer(width)
@@ -173,21 +188,21 @@ class Bottleneck(nn.Module):
         self.bn3 = norm_layer(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
-        self.drop_path = StochasticDepth(drop_path_rate, "row")
         self.stride = stride
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn3.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(self.drop_path(out) + identity)
+        return self.bn3(self.conv3(out))
+
+    def merge(self, branch_out: torch.Tensor, shortcut_out: torch.Tensor | None) -> torch.Tensor:
+        return self.relu(branch_out + shortcut_out)
 
 
-class PreActBlock(nn.Module):
+class PreActBlock(ResidualBlock):
     """Full pre-activation two-convolution block (He et al. 2016, "Identity Mappings").
 
     ``x + conv2(relu(bn2(conv1(relu(bn1(x))))))``: nothing follows the addition,
@@ -217,29 +232,42 @@ class PreActBlock(nn.Module):
         shortcut: str = "B",
         **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
         self.bn1 = norm_layer(in_channels)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn2 = norm_layer(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer=None)
-        self.drop_path = StochasticDepth(drop_path_rate, "row")
         self.stride = stride
 
     def zero_init_last(self) -> None:
         # The branch ends in a convolution, not a norm (as in timm's ResNetV2).
         nn.init.zeros_(self.conv2.weight)
 
+    # branch and shortcut both start from relu(bn1(x)) (a projection shortcut takes the
+    # pre-activated input, He et al. 2016, Fig. 4e): forward computes it once, because
+    # running bn1 twice in training would update its running statistics twice.
+    # merge is the base class's plain addition: nothing follows it.
+
+    def _branch(self, preact: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.relu(self.bn2(self.conv1(preact))))
+
+    def _shortcut(self, x: torch.Tensor, preact: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(preact)
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self._branch(self.relu(self.bn1(x)))
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(self.relu(self.bn1(x)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         preact = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(preact)
-        out = self.conv1(preact)
-        out = self.conv2(self.relu(self.bn2(out)))
-        return self.drop_path(out) + identity
+        return self.merge(self.drop_path(self._branch(preact)), self._shortcut(x, preact))
 
 
-class PreActBottleneck(nn.Module):
+class PreActBottleneck(ResidualBlock):
     """Full pre-activation bottleneck (He et al. 2016), stride on the 3x3.
 
     Args:
@@ -265,7 +293,7 @@ class PreActBottleneck(nn.Module):
         shortcut: str = "B",
         **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
         width = out_channels // self.expansion
         self.bn1 = norm_layer(in_channels)
         self.conv1 = conv1x1(in_channels, width)
@@ -275,22 +303,28 @@ class PreActBottleneck(nn.Module):
         self.conv3 = conv1x1(width, out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer=None)
-        self.drop_path = StochasticDepth(drop_path_rate, "row")
         self.stride = stride
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv3.weight)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        preact = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(preact)
+    _shortcut = PreActBlock._shortcut
+    shortcut = PreActBlock.shortcut
+
+    def _branch(self, preact: torch.Tensor) -> torch.Tensor:
         out = self.conv1(preact)
         out = self.conv2(self.relu(self.bn2(out)))
-        out = self.conv3(self.relu(self.bn3(out)))
-        return self.drop_path(out) + identity
+        return self.conv3(self.relu(self.bn3(out)))
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self._branch(self.relu(self.bn1(x)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        preact = self.relu(self.bn1(x))
+        return self.merge(self.drop_path(self._branch(preact)), self._shortcut(x, preact))
 
 
-class HighwayBlock(nn.Module):
+class HighwayBlock(ResidualBlock):
     """Convolutional highway block (Srivastava et al. 2015, "Training Very Deep Networks").
 
     ``y = T(x) * H(x) + (1 - T(x)) * x`` with a learned transform gate
@@ -323,7 +357,7 @@ class HighwayBlock(nn.Module):
         gate_bias: float = -2.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = norm_layer(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
@@ -332,7 +366,6 @@ class HighwayBlock(nn.Module):
         self.gate = conv3x3(in_channels, out_channels, stride, bias=True)
         self.gate_bias = gate_bias
         self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
-        self.drop_path = StochasticDepth(drop_path_rate, "row")
         self.stride = stride
         self.reset_gate()
 
@@ -343,8 +376,24 @@ class HighwayBlock(nn.Module):
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn2.weight)
 
+    # The gate weighs both paths, so it belongs to both: branch(x) = T(x) * H(x) is what
+    # stochastic depth drops (as before), shortcut(x) = (1 - T(x)) * carry(x) is what the
+    # carry path delivers, and merge adds them (the base class's). Deleting the block in
+    # the lesion study leaves (1 - T) * carry, the highway's own "carry" behaviour.
+    # forward computes the gate once instead of in both methods.
+
+    def _carry(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.gate(x)) * self._transform(x)
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        return (1 - torch.sigmoid(self.gate(x))) * self._carry(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        carry = x if self.downsample is None else self.downsample(x)
-        transform = self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
         gate = torch.sigmoid(self.gate(x))  # (N, out, H', W'), in (0, 1)
-        return self.drop_path(gate * transform) + (1 - gate) * carry
+        return self.merge(self.drop_path(gate * self._transform(x)), (1 - gate) * self._carry(x))
