@@ -68,11 +68,21 @@ def test_predict_writes_one_labelled_row_per_image(fitted, monkeypatch, capsys) 
     table = rows(written)
     images = sorted((fitted / "digits" / "unlabelled").iterdir())
     assert [Path(row["path"]).name for row in table] == [p.name for p in images]  # one row each, in order
-    assert list(table[0]) == ["path", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3"]
+    assert list(table[0]) == ["path", "label", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3"]
     for row in table:
+        assert row["label"] == ""  # new images: no true class
         assert {row["class_1"], row["class_2"], row["class_3"]} == {"zero", "one", "two"}
         probs = [float(row[f"prob_{k}"]) for k in (1, 2, 3)]
         assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-5)
+
+
+def test_predicting_the_test_set_writes_the_true_class_too(fitted, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(fitted)
+    cli_main(["predict", *DATA, *MODEL, *QUIET])  # no --data.predict_path: the test split
+    written = Path(capsys.readouterr().err.split("predictions written to ")[-1].split()[0])
+    table = rows(written)
+    assert len(table) == 3 * 4  # of each class's 20: 2 for validation (0.1), 4 of the other 18 for testing (0.2)
+    assert all(row["label"] == Path(row["path"]).parent.name for row in table)
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "pt2"])

@@ -20,7 +20,9 @@ class PredictionWriter(BasePredictionWriter):
     """Write ``predictions.csv`` into the prediction's log directory (inside the run) and print its path.
 
     Columns: ``path`` (the image file, or the sample's index for datasets without
-    files), then ``class_1, prob_1, ..., class_k, prob_k``, most probable first. Each
+    files), ``label`` (the true class when the dataset has one, e.g. predicting a test
+    set; empty for new images), then ``class_1, prob_1, ..., class_k, prob_k``, most
+    probable first. Each
     rank appends its batches to ``predictions.rank<R>.csv`` as they come (nothing is
     held in memory); at the end rank zero merges the parts in dataset order, so under
     DDP there is still exactly one row per image (Lightning's predict sampler does
@@ -72,15 +74,17 @@ class PredictionWriter(BasePredictionWriter):
         dataset = getattr(_loader(trainer, dataloader_idx), "dataset", None)
         paths = getattr(dataset, "paths", None)
         names = getattr(trainer.datamodule, "class_names", None) if trainer.datamodule is not None else None
+        name = lambda i: names[i] if names and 0 <= i < len(names) else str(i)  # noqa: E731
+        labels = batch[1].tolist() if isinstance(batch, (tuple, list)) and len(batch) > 1 else [-1] * len(probs)
         k = min(self.top_k, probs.shape[1])
         top_p, top_i = probs.topk(k, dim=1)  # (N, k) each
         with open(self._part, "a", newline="") as f:
             writer = csv.writer(f)
-            for index, p_row, i_row in zip(batch_indices, top_p.tolist(), top_i.tolist()):
+            for index, label, p_row, i_row in zip(batch_indices, labels, top_p.tolist(), top_i.tolist()):
                 where = str(paths[index]) if paths is not None else str(index)
-                row: list[Any] = [index, where]
+                row: list[Any] = [index, where, name(label) if label >= 0 else ""]
                 for p, i in zip(p_row, i_row):
-                    row += [names[i] if names and i < len(names) else str(i), f"{p:.6f}"]
+                    row += [name(i), f"{p:.6f}"]
                 writer.writerow(row)
         self._written += len(probs)
 
@@ -101,8 +105,8 @@ class PredictionWriter(BasePredictionWriter):
             with open(part, newline="") as f:
                 for index, *row in csv.reader(f):
                     rows[int(index)] = row  # a sample seen twice (never, unpadded) is written once
-                    k = max(k, (len(row) - 1) // 2)
-        header = ["path"] + [f"{what}_{r}" for r in range(1, k + 1) for what in ("class", "prob")]
+                    k = max(k, (len(row) - 2) // 2)
+        header = ["path", "label"] + [f"{what}_{r}" for r in range(1, k + 1) for what in ("class", "prob")]
         tmp = self.path.with_name(f".{PREDICTIONS_FILE}.tmp")
         with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)

@@ -143,11 +143,13 @@ class ImageFolderDataModule(ImageFilesDataModule):
             ``auto_augment``, ...) and ``BaseDataModule``'s loader options (``batch_size``, ...).
     """
 
+    # val_fraction, test_fraction and seed default as DigitsDataModule's: jsonargparse carries the
+    # default DataModule's values of same-named options over to a --data class given on the command line.
     def __init__(
         self,
         data_dir: str = "data/images",
         val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        test_fraction: float = 0.2,
         seed: int = 42,
         mean: list[float] | None = None,
         std: list[float] | None = None,
@@ -160,7 +162,7 @@ class ImageFolderDataModule(ImageFilesDataModule):
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
             raise DataConfigError(
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must be fractions in [0, 1) "
-                "that leave images for training, e.g. 0.1 and 0.1"
+                "that leave images for training, e.g. 0.1 and 0.2"
             )
         self.data_dir = Path(data_dir).expanduser()
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
