@@ -7,9 +7,11 @@
 
 ``resnet-lightning analyze lesion|shattered|degradation|gradient_flow`` runs them (:mod:`.command`).
 Nothing here imports Lightning except the command that loads checkpoints and data.
+A block's structure (``branch``/``shortcut``/``merge``) is read through
+:mod:`resnet_lightning.models.residual`; nothing here imports ``callbacks``.
 """
 
-from .blocks import find_network, has_shortcut, residual_blocks, shortcut_path
+from ..models.residual import find_network, has_structure, residual_blocks
 from .lesion import LesionResult, lesion_study, plot_lesion
 from .shattered import LineNet, ShatteredResult, plot_shattered, shattered_gradients
 
@@ -18,11 +20,10 @@ __all__ = [
     "LineNet",
     "ShatteredResult",
     "find_network",
-    "has_shortcut",
+    "has_structure",
     "lesion_study",
     "plot_lesion",
     "plot_shattered",
     "residual_blocks",
     "shattered_gradients",
-    "shortcut_path",
 ]

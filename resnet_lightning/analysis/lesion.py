@@ -7,13 +7,17 @@ while removing a layer from a plain (VGG-style) network destroys it. A ResNet
 is a collection of many paths of different lengths that do not strongly depend
 on each other; a plain net is one path.
 
-Deleting a block here replaces it with its shortcut path (``downsample``, or the
-identity), exactly as Veit et al. keep the skip connection. For post-activation
-blocks the ReLU after the addition goes too; where the shortcut is the identity
-its input is already a ReLU output, so that changes nothing. A plain block has
-no shortcut: it can be deleted (replaced by the identity) only where it keeps
-the shape, so a plain net's stage-transition blocks are never removed. As in the
-paper, BN statistics are not re-estimated after a deletion.
+Deleting a block here merges a zero branch with its shortcut:
+``merge(0, shortcut(x))``, read from the block's own residual structure
+(:mod:`resnet_lightning.models.residual`), so the skip connection stays exactly
+as Veit et al. keep it, with whatever the block does after the addition (the
+ReLU of a post-activation block; on an identity shortcut its input is already a
+ReLU output, so that changes nothing). A block whose ``shortcut(x)`` is None
+(a plain block) has no skip path: it can be deleted (replaced by the identity)
+only where it keeps the shape, so a plain net's stage-transition blocks are never
+removed. Blocks without ``branch``/``shortcut``/``merge`` are never deleted, with
+one warning naming them. As in the paper, BN statistics are not re-estimated
+after a deletion.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .blocks import residual_blocks, shortcut_path
+from ..models.residual import block_inputs, residual_blocks, structured_blocks
 
 
 @dataclass
@@ -57,51 +61,57 @@ def _parents(root: nn.Module) -> dict[int, tuple[nn.Module, str]]:
     return {id(child): (parent, name) for parent in root.modules() for name, child in parent.named_children()}
 
 
-@torch.no_grad()
-def _shapes(network: nn.Module, blocks: Sequence[nn.Module], sample: torch.Tensor) -> list[tuple[torch.Size, torch.Size]]:
-    shapes: list[Any] = [None] * len(blocks)
-    handles = [
-        b.register_forward_hook(lambda m, inp, out, i=i: shapes.__setitem__(i, (inp[0].shape, out.shape)))
-        for i, b in enumerate(blocks)
-    ]
-    was_training = network.training
-    network.eval()
-    try:
-        network(sample)
-    finally:
-        network.train(was_training)
-        for h in handles:
-            h.remove()
-    return shapes
+class ZeroBranch(nn.Module):
+    """A deleted block: ``block.merge(0, block.shortcut(x))``, the block with its residual branch gone."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        # Not registered as a submodule: the block stays where it is in the network's
+        # module tree (and out of this one's), only its forward is replaced for a while.
+        self.__dict__["block"] = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.block.shortcut(x)
+        return self.block.merge(torch.zeros_like(shortcut), shortcut)
+
+    def extra_repr(self) -> str:
+        return f"deleted {type(self.block).__name__}"
 
 
 def replacements(network: nn.Module, sample: torch.Tensor) -> dict[int, nn.Module]:
     """For each deletable block (by depth index), the module that replaces it.
 
     Args:
-        network: A network whose blocks :func:`~resnet_lightning.analysis.blocks.residual_blocks` finds.
+        network: A network whose blocks :func:`~resnet_lightning.models.residual_blocks` finds.
         sample: One input batch (its shapes decide which plain blocks keep the shape).
     """
-    blocks = residual_blocks(network)
-    if not blocks:
+    if not residual_blocks(network):
         raise ValueError(
             f"{type(network).__name__} has no blocks() method, so there are no blocks to delete; "
             f"the lesion study needs a resnet_lightning ResNet (or a model with blocks())"
         )
-    shapes = _shapes(network, blocks, sample)
+    blocks = structured_blocks(network, "lesion study")
+    inputs = block_inputs(network, [b for _, b in blocks], sample)
     result: dict[int, nn.Module] = {}
-    for i, block in enumerate(blocks):
-        path = shortcut_path(block)
-        if path is not None:
-            result[i] = path
-        elif shapes[i] is not None and shapes[i][0] == shapes[i][1]:
-            result[i] = nn.Identity()
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            for (i, block), x in zip(blocks, inputs):
+                if x is None:
+                    continue
+                if block.shortcut(x) is not None:
+                    result[i] = ZeroBranch(block)
+                elif block(x).shape == x.shape:  # no skip path: the identity, where the shape allows
+                    result[i] = nn.Identity()
+    finally:
+        network.train(was_training)
     return result
 
 
 @contextmanager
 def deleted(network: nn.Module, indices: Iterable[int], replace: dict[int, nn.Module]) -> Iterator[nn.Module]:
-    """Temporarily replace the blocks at ``indices`` with their shortcut paths."""
+    """Temporarily replace the blocks at ``indices`` with their :func:`replacements`."""
     blocks = residual_blocks(network)
     parents = _parents(network)
     swapped = []

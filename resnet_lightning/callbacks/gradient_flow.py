@@ -17,16 +17,18 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import grad_norm
 from torch import nn
 from typing_extensions import override
 
-from ..analysis.blocks import find_network, residual_blocks
+from ..models.residual import find_network, structured_blocks
 from ..tracking.outputs import save_figure, save_table
 
 
 def _grad_norm(module: nn.Module) -> float | None:
-    squares = [p.grad.detach().float().pow(2).sum() for p in module.parameters() if p.grad is not None]
-    return math.sqrt(torch.stack(squares).sum().item()) if squares else None
+    # Lightning's grad_norm: the 2-norm of all the module's gradients as one vector.
+    total = grad_norm(module, 2).get("grad_2.0_norm_total")
+    return None if total is None else float(total)
 
 
 class GradientFlowMonitor(L.Callback):
@@ -34,8 +36,10 @@ class GradientFlowMonitor(L.Callback):
 
     The norm is taken in ``on_before_optimizer_step``, after Lightning unscales
     AMP gradients and after DDP averaged them (so rank zero's is everyone's), and
-    before gradient clipping. Models without ``blocks()`` fall back to their
-    top-level children that have parameters (with a warning).
+    before gradient clipping. The blocks are those of the network's ``blocks()``
+    that expose the residual structure (``branch``/``shortcut``/``merge``); the
+    others are skipped with one warning naming them. Models without ``blocks()``
+    fall back to their top-level children that have parameters (with a warning).
 
     Args:
         every_n_steps: Log every this many optimizer steps (and at step 0).
@@ -52,9 +56,8 @@ class GradientFlowMonitor(L.Callback):
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        blocks = residual_blocks(pl_module)
-        if blocks:
-            self._modules = [(f"block_{i:02d}", b) for i, b in enumerate(blocks)]
+        if find_network(pl_module) is not None:
+            self._modules = [(f"block_{i:02d}", b) for i, b in structured_blocks(pl_module, "gradient flow")]
             return
         network = getattr(pl_module, "model", pl_module)
         self._modules = [(name, m) for name, m in network.named_children() if any(True for _ in m.parameters())]

@@ -10,23 +10,57 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from typing_extensions import override
 
-from ..analysis.blocks import find_network, residual_blocks
+import torch
+
 from ..models import count_macs, count_parameters
+from ..models.residual import block_inputs, find_network, residual_blocks, structured_blocks
 from ..registry import list_plugins
 from ..tracking.outputs import report_dir
 
 
-def weighted_depth(network: nn.Module) -> int:
+@torch.no_grad()
+def weighted_depth(network: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Convolution and linear layers outside shortcuts: the "depth" of He et al. 2015.
 
     ResNet-20 has 19 convolutions on its main path and one linear layer: 20.
-    Projection shortcuts (``downsample``) are not counted; gating layers of
-    highway-style blocks are.
+    A layer is a shortcut's when the block's ``shortcut(x)`` runs it and its
+    ``branch(x)`` does not (projection shortcuts); layers both use (the gate of a
+    highway block) count. Blocks without ``branch``/``shortcut``/``merge`` are
+    counted whole, with a warning naming them.
+
+    Args:
+        network: The network.
+        input_shape: One sample's shape ``(C, H, W)``; one zero image is run through it.
     """
-    return sum(
-        1 for name, m in network.named_modules()
-        if isinstance(m, (nn.Conv2d, nn.Linear)) and "downsample" not in name.split(".")
-    )
+    weighted = (nn.Conv2d, nn.Linear)
+    blocks = structured_blocks(network, "weighted depth")
+    parameter = next(network.parameters(), None)
+    device = parameter.device if parameter is not None else None
+    inputs = block_inputs(network, [b for _, b in blocks], torch.zeros(1, *input_shape, device=device)) if blocks else []
+    shortcut_only: set[int] = set()
+    was_training = network.training
+    network.eval()
+    try:
+        for (_, block), x in zip(blocks, inputs):
+            if x is None:
+                continue
+            used: dict[str, set[int]] = {"branch": set(), "shortcut": set()}
+            current = ["branch"]
+            handles = [
+                m.register_forward_hook(lambda module, inp, out: used[current[0]].add(id(module)))
+                for m in block.modules() if isinstance(m, weighted)
+            ]
+            try:
+                block.branch(x)
+                current[0] = "shortcut"
+                block.shortcut(x)
+            finally:
+                for handle in handles:
+                    handle.remove()
+            shortcut_only |= used["shortcut"] - used["branch"]
+    finally:
+        network.train(was_training)
+    return sum(1 for m in network.modules() if isinstance(m, weighted) and id(m) not in shortcut_only)
 
 
 def plugin_origin(kind: str, name: str | None) -> str | None:
@@ -59,7 +93,7 @@ def model_summary(pl_module: L.LightningModule, input_shape: tuple[int, ...]) ->
         "trainable_parameters": count_parameters(network, trainable_only=True),
         "macs": macs,
         "input_size": list(input_shape),
-        "depth": weighted_depth(network),
+        "depth": weighted_depth(network, input_shape),
         "num_blocks": len(residual_blocks(network)),
         "arch": arch,
         "block": block,

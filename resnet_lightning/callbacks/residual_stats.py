@@ -6,16 +6,17 @@ corrections to the identity; Veit et al. (2016) and Jastrzebski et al. (2018)
 read the same ratio as "how far each block moves the representation".
 
 Method: every ``every_n_steps`` steps the network, in eval mode and without
-gradients, runs on a fixed probe batch (the first training batch). Forward hooks
-on each block's ``drop_path`` read the branch output ``F(x)`` (its input, i.e.
-before stochastic depth), and on ``downsample`` the shortcut output (no
-``downsample`` means the shortcut is ``x``, the block input). The logged value
+gradients, runs on a fixed probe batch (the first training batch); each block's
+input ``x`` is kept, and the block's own ``branch(x)`` and ``shortcut(x)`` (its
+residual structure, :mod:`resnet_lightning.models.residual`) give ``F(x)`` and
+the shortcut output, whatever the block's layers are called. The logged value
 ``residual_ratio/block_NN`` is ``sqrt(sum_n ||F(x_n)||^2 / sum_n ||shortcut(x_n)||^2)``
 over the probe samples: the ratio of root-mean-square norms, which a few samples
 whose shortcut is nearly zero cannot blow up (a per-sample mean of ratios can:
 a zero-padding shortcut that subsamples a 4x4 map may keep only background
-pixels). Blocks without a shortcut (plain blocks)
-are skipped. Eval mode means BN uses its running statistics and no state changes; a model
+pixels). Blocks whose ``shortcut(x)`` is None (plain blocks) have no ratio; blocks
+without ``branch``/``shortcut``/``merge`` are skipped with one warning naming them.
+Eval mode means BN uses its running statistics and no state changes; a model
 compiled with ``nn.Module.compile()`` is measured eagerly through the same modules.
 """
 
@@ -28,52 +29,39 @@ import torch
 from torch import nn
 from typing_extensions import override
 
-from ..analysis.blocks import find_network, has_shortcut, residual_blocks
+from ..models.residual import block_inputs, find_network, structured_blocks
 from ..tracking.outputs import save_figure, save_table
 from .gradient_flow import plot_over_depth
 
 
 @torch.no_grad()
-def residual_ratios(network: nn.Module, images: torch.Tensor) -> dict[int, float]:
-    """``||F(x)|| / ||shortcut(x)||`` over the batch (RMS norms) per block index, for blocks with a shortcut.
+def residual_ratios(network: nn.Module, images: torch.Tensor, warn: bool = True) -> dict[int, float]:
+    """``||branch(x)|| / ||shortcut(x)||`` over the batch (RMS norms) per block index, for blocks with a shortcut.
 
     Args:
-        network: A module whose blocks :func:`residual_blocks` finds.
+        network: A module whose blocks :func:`~resnet_lightning.models.residual_blocks` finds.
         images: A probe batch ``(N, C, H, W)`` on the network's device.
+        warn: Warn about blocks without the residual structure (they are skipped).
     """
-    blocks = [(i, b) for i, b in enumerate(residual_blocks(network)) if has_shortcut(b)]
-    captured: dict[int, dict[str, torch.Tensor]] = {i: {} for i, _ in blocks}
-    handles = []
-
-    def keep(index: int, name: str, use_input: bool):
-        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            tensor = inputs[0] if use_input else output
-            captured[index][name] = tensor.detach().float().pow(2).sum()  # squared norm over the batch
-
-        return hook
-
-    for i, block in blocks:
-        handles.append(block.drop_path.register_forward_hook(keep(i, "branch", use_input=True)))
-        if block.downsample is not None:
-            handles.append(block.downsample.register_forward_hook(keep(i, "shortcut", use_input=False)))
-        else:
-            # A pre-hook: the block input before anything in the block could modify it in place.
-            handles.append(block.register_forward_pre_hook(lambda m, inp, i=i: captured[i].__setitem__(
-                "shortcut", inp[0].detach().float().pow(2).sum())))
+    blocks = structured_blocks(network, "residual ratio", warn=warn)
+    if not blocks:
+        return {}
+    inputs = block_inputs(network, [b for _, b in blocks], images)
+    ratios = {}
     was_training = network.training
     network.eval()
     try:
-        # .forward, not __call__: with nn.Module.compile() only the top-level call is
-        # compiled, so the blocks (and our hooks) run eagerly and nothing recompiles.
-        network.forward(images)
+        for (i, block), x in zip(blocks, inputs):
+            if x is None:
+                continue  # not reached by forward
+            shortcut = block.shortcut(x)
+            if shortcut is None:
+                continue  # no skip path (a plain block): no ratio
+            branch = block.branch(x).detach().float().pow(2).sum()  # squared norm over the batch
+            ratios[i] = (branch / shortcut.detach().float().pow(2).sum().clamp_min(1e-30)).sqrt().item()
     finally:
         network.train(was_training)
-        for handle in handles:
-            handle.remove()
-    return {
-        i: (c["branch"] / c["shortcut"].clamp_min(1e-30)).sqrt().item()
-        for i, c in captured.items() if "branch" in c and "shortcut" in c
-    }
+    return ratios
 
 
 class ResidualBranchMonitor(L.Callback):
@@ -94,6 +82,7 @@ class ResidualBranchMonitor(L.Callback):
         self.history: list[tuple[int, list[float]]] = []
         self.block_indices: list[int] = []  # depth index of each measured block
         self._probe: torch.Tensor | None = None
+        self._warned = False  # about blocks without the residual structure: once per fit, not every N steps
 
     @override
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
@@ -106,7 +95,8 @@ class ResidualBranchMonitor(L.Callback):
         if self.history and self.history[-1][0] == trainer.global_step:
             return  # gradient accumulation: several batches per optimizer step
         network = find_network(pl_module) or pl_module
-        ratios = residual_ratios(network, self._probe.to(pl_module.device))
+        ratios = residual_ratios(network, self._probe.to(pl_module.device), warn=not self._warned)
+        self._warned = True
         if not ratios:
             return
         self.block_indices = sorted(ratios)

@@ -26,7 +26,7 @@ Nothing here imports Lightning or torchvision.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -36,6 +36,8 @@ from .shortcuts import make_shortcut
 
 __all__ = [
     "STRUCTURE_METHODS",
+    "block_inputs",
+    "blocks_without_structure",
     "DropPath",
     "ResidualBlock",
     "ResidualStructure",
@@ -225,24 +227,27 @@ def blocks_without_structure(blocks: Sequence[nn.Module]) -> list[int]:
     return [i for i, b in enumerate(blocks) if not has_structure(b)]
 
 
-def structured_blocks(module: nn.Module, analysis: str) -> Iterator[tuple[int, nn.Module]]:
-    """``(depth index, block)`` of the blocks exposing the structure, warning once about the rest.
+def structured_blocks(module: nn.Module, analysis: str, warn: bool = True) -> list[tuple[int, nn.Module]]:
+    """``(depth index, block)`` of the blocks exposing the structure, with one warning about the rest.
 
     Args:
         module: The network (or a module wrapping it).
         analysis: The analysis' name, for the warning ("residual ratio", "lesion study").
+        warn: Warn about skipped blocks (callbacks that measure every N steps warn once).
     """
     blocks = residual_blocks(module)
     if not blocks:
+        if not warn:
+            return []
         warnings.warn(
             f"{analysis}: {type(module).__name__} has no blocks() method, so it has no blocks to analyse; "
             f"build it on resnet_lightning.models.ResNet or give it a blocks() method listing its residual blocks",
             ResidualStructureWarning,
             stacklevel=3,
         )
-        return
+        return []
     missing = blocks_without_structure(blocks)
-    if missing:
+    if missing and warn:
         names = sorted({f"{type(blocks[i]).__module__}.{type(blocks[i]).__qualname__}" for i in missing})
         warnings.warn(
             f"{analysis}: skipping {len(missing)} of {len(blocks)} blocks ({', '.join(names)}, block indices "
@@ -252,7 +257,34 @@ def structured_blocks(module: nn.Module, analysis: str) -> Iterator[tuple[int, n
             stacklevel=3,
         )
     skipped = set(missing)
-    yield from ((i, b) for i, b in enumerate(blocks) if i not in skipped)
+    return [(i, b) for i, b in enumerate(blocks) if i not in skipped]
+
+
+@torch.no_grad()
+def block_inputs(network: nn.Module, blocks: Sequence[nn.Module], images: torch.Tensor) -> list[torch.Tensor | None]:
+    """Each block's input when ``network`` (eval mode, no gradients) runs on ``images``.
+
+    ``network.forward`` is called, not ``network(...)``: with ``nn.Module.compile()``
+    only the top-level call is compiled, so the blocks (and these hooks) run eagerly.
+    """
+    captured: list[torch.Tensor | None] = [None] * len(blocks)
+
+    def keep(index: int):
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            captured[index] = inputs[0].detach().clone()  # before anything could modify it in place
+
+        return hook
+
+    handles = [b.register_forward_pre_hook(keep(i)) for i, b in enumerate(blocks)]
+    was_training = network.training
+    network.eval()
+    try:
+        network.forward(images)
+    finally:
+        network.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return captured
 
 
 def _ranges(indices: Sequence[int]) -> str:
