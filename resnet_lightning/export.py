@@ -221,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ckpt = resolve_checkpoint(args.ckpt_path, args.run, Path(args.root).resolve())
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
     metadata = checkpoint_metadata(checkpoint, ckpt)
-    classifier = ResNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
+    # weights=None: the checkpoint holds the trained weights; the ones the fit started from are not needed.
+    classifier = ResNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False, weights=None)
     shape = _input_shape(metadata, args.input_size, classifier.hparams.in_channels)
     metadata["input_shape"] = shape
     output = Path(args.output) if args.output else default_output(ckpt, args.format)

@@ -120,15 +120,13 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
 
 
 def check_weights(weights: str | os.PathLike[str], builder: Callable[..., Any], arch: str) -> None:
-    """Raise :class:`WeightsError` now for weights that cannot work, before a fit starts (nothing is read).
+    """Raise :class:`WeightsError` now for a weight name that cannot work (nothing is read or downloaded).
 
-    A file must exist; a name needs the architecture's ``pretrained_weights`` hook and,
-    if the hook lists its ``names``, must be one of them.
+    A name needs the architecture's ``pretrained_weights`` hook and, if the hook lists
+    its ``names``, must be one of them. Files are not looked at: a model rebuilt from a
+    checkpoint (``load_from_checkpoint``) must not need the file it was first initialised from.
     """
     if is_weights_file(weights):
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            read_weights_file(path)  # raises, naming the file
         return
     hook = getattr(builder, "pretrained_weights", None)
     if not callable(hook):

@@ -184,3 +184,26 @@ def test_lower_backbone_rate_without_freezing() -> None:
         assert len(in_head) == 1  # a group is all head or all backbone
         assert group["lr"] == pytest.approx(0.1 if in_head == {True} else 0.025)
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(classifier.parameters()))
+
+
+def test_weights_load_when_a_fit_starts_and_are_not_needed_afterwards(tmp_path) -> None:
+    from resnet_lightning.module import ModelConfigError
+
+    source = create_model("cifar_resnet", depth=8, num_classes=10, in_channels=1)
+    torch.save(source.state_dict(), tmp_path / "start.pth")
+    classifier = ResNetClassifier(arch="cifar_resnet", arch_kwargs={"depth": 8}, in_channels=1, weights=str(tmp_path / "start.pth"))
+    assert not torch.equal(classifier.model.conv1.weight, source.conv1.weight)  # not yet: at the start of a fit
+    trainer = L.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(classifier, DigitsDataModule(batch_size=32))
+    assert (classifier.model.conv1.weight - source.conv1.weight).abs().max() < 0.05  # one SGD step from the weights
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    (tmp_path / "start.pth").unlink()
+    reloaded = ResNetClassifier.load_from_checkpoint(tmp_path / "run.ckpt")  # the start file is gone: not needed
+    assert torch.equal(reloaded.model.conv1.weight, classifier.model.conv1.weight)
+    with pytest.raises(ModelConfigError, match=r"--model.weights: weights file .*start.pth does not exist"):
+        L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(
+            reloaded, DigitsDataModule(batch_size=32)
+        )
+    with pytest.raises(ModelConfigError, match=r"--model.weights: unknown weights 'IMAGENET1K_V2' for resnet18"):
+        ResNetClassifier(arch="resnet18", weights="IMAGENET1K_V2")  # refused when built, before any fit
