@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from .models import BlockContractError
+from .models.residual import STRUCTURE_METHODS, ResidualStructureWarning, has_structure
 from .models.builders import resolve_block
 from .registry import get_architecture, get_block
 
@@ -76,8 +78,12 @@ def check_block(block: str | type[nn.Module], /, **block_kwargs: Any) -> None:
     ``(N, out, ceil(H/stride), ceil(W/stride))`` for strides 1 and 2, odd and
     even sizes and changing channel counts, in train and eval mode, without
     modifying its input; that every parameter gets a finite gradient; that eval
-    mode is deterministic and changes no buffer; that ``zero_init_last()`` (if
-    defined) makes the residual branch vanish; and that the block trains inside
+    mode is deterministic and changes no buffer; that ``forward(x)`` equals
+    ``merge(branch(x), shortcut(x))`` in eval mode (the residual structure the
+    analyses read; a block without ``branch``/``shortcut``/``merge`` gets a
+    :class:`~resnet_lightning.models.ResidualStructureWarning` instead, as it will
+    from every analysis); that ``zero_init_last()`` (if defined) makes
+    ``branch(x)`` zero; and that the block trains inside
     each built-in architecture family (``resnet18``, ``cifar_resnet``,
     ``preact_resnet``, ``mnist_resnet``, all small).
 
@@ -104,7 +110,8 @@ def check_block(block: str | type[nn.Module], /, **block_kwargs: Any) -> None:
         _build(cls, name, wide, wider, 2, dict(block_kwargs, **_FOREIGN_OPTION))
         stochastic = _build(cls, name, wide, wider, 2, dict(drop_path_rate=0.5, **block_kwargs))
         _run(stochastic, name, torch.randn(2, wide, 7, 7), (2, wider, 4, 4), "train", "drop_path_rate=0.5")
-        if getattr(cls, "zero_init_last", None) is not None:
+        structured = _check_structure(cls, name, configs, block_kwargs)
+        if structured and getattr(cls, "zero_init_last", None) is not None:
             for in_channels, out_channels, stride in ((wide, wide, 1), (wide, wider, 2)):
                 _check_zero_init_last(cls, name, in_channels, out_channels, stride, block_kwargs)
         for arch in _FAMILIES:
@@ -236,44 +243,88 @@ def _check_gradients(module: nn.Module, what: str, out: torch.Tensor) -> None:
             raise PluginContractError(f"{what}: parameter {param_name!r} has a non-finite gradient")
 
 
-def _check_zero_init_last(cls: type, name: str, in_channels: int, out_channels: int, stride: int, block_kwargs: dict) -> None:
-    """``zero_init_last()`` must leave the block computing what stochastic depth computes
-    when it drops the residual branch (Huang et al. 2016): the shortcut path alone.
+def _check_structure(cls: type, name: str, configs: list[tuple[int, int, int]], block_kwargs: dict) -> bool:
+    """``forward(x) == merge(branch(x), shortcut(x))`` in eval mode, for every shortcut option.
 
-    Blocks that ignore ``drop_path_rate`` are held, on an identity shortcut, to an
-    output of ``x`` (pre-activation) or ``relu(x)`` (post-activation) instead.
+    Returns False (with a warning naming the block) when the block does not define
+    the three methods: it keeps the contract, but the analyses will skip it.
+    """
+    missing = [m for m in STRUCTURE_METHODS if not callable(getattr(cls, m, None))]
+    if len(missing) == len(STRUCTURE_METHODS):
+        warnings.warn(
+            f"block {name!r} ({cls.__module__}.{cls.__qualname__}) does not define branch(x), shortcut(x) and "
+            f"merge(branch_out, shortcut_out): it trains, but the residual ratio, lesion study, weighted depth, "
+            f"gradient flow and zero-init checks will skip it; subclass resnet_lightning.models.ResidualBlock "
+            f"or add the methods (docs/writing-a-plugin.md)",
+            ResidualStructureWarning,
+            stacklevel=3,
+        )
+        return False
+    if missing:
+        raise PluginContractError(
+            f"block {name!r} defines {', '.join(m for m in STRUCTURE_METHODS if m not in missing)} but not "
+            f"{', '.join(missing)}; the residual structure needs all three of branch(x), shortcut(x) and "
+            f"merge(branch_out, shortcut_out) (or none)"
+        )
+    for in_channels, out_channels, stride in configs:
+        for shortcut in ("A", "B", "C"):
+            options = dict(norm_layer=nn.BatchNorm2d, drop_path_rate=0.1, shortcut=shortcut, **block_kwargs)
+            where = _call_repr(cls, in_channels, out_channels, stride, options)
+            block = _build(cls, name, in_channels, out_channels, stride, options).eval()
+            x = torch.randn(2, in_channels, 7, 7)
+            try:
+                with torch.no_grad():
+                    out = block(x)
+                    shortcut_out = block.shortcut(x)
+                    merged = block.merge(block.branch(x), shortcut_out)
+            except Exception as exc:
+                raise PluginContractError(
+                    f"block {name!r} ({where}): merge(branch(x), shortcut(x)) raised {type(exc).__name__} in "
+                    f"eval mode: {exc}"
+                ) from exc
+            if not isinstance(merged, torch.Tensor) or merged.shape != out.shape or not torch.allclose(
+                merged, out, rtol=1e-5, atol=1e-5
+            ):
+                got = (
+                    f"largest difference {(merged - out).abs().max().item():.3g}"
+                    if isinstance(merged, torch.Tensor) and merged.shape == out.shape
+                    else f"{list(merged.shape) if isinstance(merged, torch.Tensor) else type(merged).__name__} "
+                    f"instead of {list(out.shape)}"
+                )
+                raise PluginContractError(
+                    f"block {name!r} ({where}): forward(x) differs from merge(branch(x), shortcut(x)) in eval "
+                    f"mode ({got}); the analyses compute the block through these methods, so they must "
+                    f"compute what forward computes"
+                )
+    return True
+
+
+def _check_zero_init_last(cls: type, name: str, in_channels: int, out_channels: int, stride: int, block_kwargs: dict) -> None:
+    """``zero_init_last()`` must make ``branch(x)`` zero (Goyal et al. 2017), so the
+    block starts as ``merge(0, shortcut(x))``: what stochastic depth computes when
+    it drops the branch (Huang et al. 2016), and what the lesion study calls deleted.
     """
     options = dict(shortcut="B", drop_path_rate=0.0, **block_kwargs)
     where = _call_repr(cls, in_channels, out_channels, stride, options)
     block = _build(cls, name, in_channels, out_channels, stride, options).train()
     x = torch.randn(2, in_channels, 7, 7)
     with torch.no_grad():
-        live = block(x)
-        dropped = None
-        with contextlib.suppress(Exception):  # a block may reject drop_path_rate=1
-            without_branch = cls(in_channels, out_channels, stride, **dict(options, drop_path_rate=1.0))
-            without_branch.load_state_dict(block.state_dict())
-            dropped = without_branch.train()(x)
+        shortcut_before = block.shortcut(x)
         try:
             block.zero_init_last()
         except Exception as exc:
             raise PluginContractError(f"block {name!r} ({where}): zero_init_last() raised {type(exc).__name__}: {exc}") from exc
-        zeroed = block(x)
-    if dropped is not None and dropped.shape == live.shape and not torch.allclose(live, dropped):
-        if not torch.allclose(zeroed, dropped, atol=1e-5, rtol=1e-5):
-            raise PluginContractError(
-                f"block {name!r} ({where}): after zero_init_last() the output differs from the output with the "
-                f"residual branch dropped (drop_path_rate=1, largest difference "
-                f"{(zeroed - dropped).abs().max().item():.3g}); zero_init_last must zero the last "
-                f"layer of the residual branch (Goyal et al. 2017) and nothing else"
-            )
-        return
-    if in_channels != out_channels or stride != 1:
-        return
-    if not (torch.allclose(zeroed, x, atol=1e-5) or torch.allclose(zeroed, torch.relu(x), atol=1e-5)):
+        branch, shortcut_after = block.branch(x), block.shortcut(x)
+    if shortcut_before is not None and not torch.allclose(shortcut_before, shortcut_after, atol=1e-6):
         raise PluginContractError(
-            f"block {name!r} ({where}): after zero_init_last() the block is not the identity (x, or relu(x) "
-            f"for a block that ends in a ReLU); zero_init_last must make the residual branch output zero"
+            f"block {name!r} ({where}): zero_init_last() changed shortcut(x); it must zero the last layer of "
+            f"the residual branch (Goyal et al. 2017) and leave the shortcut path alone"
+        )
+    if not torch.allclose(branch, torch.zeros_like(branch), atol=1e-6):
+        raise PluginContractError(
+            f"block {name!r} ({where}): after zero_init_last() branch(x) is not zero (largest value "
+            f"{branch.abs().max().item():.3g}); zero_init_last must zero the last layer of the residual "
+            f"branch (Goyal et al. 2017), so the block starts as merge(0, shortcut(x))"
         )
 
 

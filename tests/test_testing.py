@@ -181,8 +181,8 @@ class ZeroInitHitsTheShortcut(BasicBlock):
         (RandomInEval, "is not deterministic in eval mode"),
         (ModifiesItsInput, "modified its input in place in train mode"),
         (CountsInEval, "a forward pass in eval mode changed ['calls']"),
-        (ZeroInitDoesNothing, "after zero_init_last() the output differs from the output with the residual branch dropped"),
-        (ZeroInitHitsTheShortcut, "stride=2, shortcut='B', drop_path_rate=0.0)): after zero_init_last() the output differs"),
+        (ZeroInitDoesNothing, "after zero_init_last() branch(x) is not zero"),
+        (ZeroInitHitsTheShortcut, "stride=2, shortcut='B', drop_path_rate=0.0)): zero_init_last() changed shortcut(x)"),
     ],
 )
 def test_a_broken_block_fails_naming_the_block_and_the_fault(block: type, message: str) -> None:
@@ -240,3 +240,36 @@ def test_an_installed_plugin_is_checked_by_its_registry_name(use_plugins) -> Non
     check_architecture("rl_test_net")
     with pytest.raises(PluginContractError, match=re.escape("block 'rl_test_ignores_stride' (IgnoresStrideBlock(16, 32, stride=2")):
         check_block("rl_test_ignores_stride")
+
+
+# --- the residual structure: forward == merge(branch(x), shortcut(x)) ----------------
+
+
+class MergeForgetsTheReLU(BasicBlock):
+    def merge(self, branch_out: torch.Tensor, shortcut_out: torch.Tensor | None) -> torch.Tensor:
+        return branch_out + shortcut_out  # forward applies relu(...) after the addition; this does not
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.branch(x) + self.shortcut(x))
+
+
+class BranchOnly(_Branch):
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(x))
+
+
+def test_a_merge_that_disagrees_with_forward_fails() -> None:
+    with pytest.raises(PluginContractError, match=re.escape("forward(x) differs from merge(branch(x), shortcut(x)) in eval mode")):
+        check_block(MergeForgetsTheReLU)
+
+
+def test_half_a_structure_fails_naming_the_missing_methods() -> None:
+    with pytest.raises(PluginContractError, match=re.escape("defines branch but not shortcut, merge")):
+        check_block(BranchOnly)
+
+
+def test_a_block_without_the_structure_passes_with_a_warning_naming_it() -> None:
+    from resnet_lightning.models import ResidualStructureWarning
+
+    with pytest.warns(ResidualStructureWarning, match=re.escape(f"block '{__name__}._Branch' ({__name__}._Branch) does not define branch(x)")):
+        check_block(_Branch)
