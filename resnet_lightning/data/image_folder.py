@@ -348,13 +348,28 @@ def _split(items: list[tuple[Path, int]], fraction: float, seed: int) -> tuple[l
     return sorted(kept), sorted(held)
 
 
+class ImageDecodeError(DataError):
+    """An image file that cannot be decoded; the message names it.
+
+    Raised in a DataLoader worker, torch re-raises it in the main process as
+    ``ImageDecodeError("Caught ImageDecodeError in DataLoader worker process 0. Original
+    Traceback ...")``; that is cut back to the original message, so the user still reads
+    one line naming the file, not a worker's traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        if "Original Traceback" in message:
+            message = message.rstrip().rsplit(f"{type(self).__name__}: ", 1)[-1]
+        super().__init__(message)
+
+
 def load_image(path: Path, mode: str = "RGB") -> Image.Image:
-    """A decoded image in ``mode``; a ``DataError`` naming the file if it cannot be decoded."""
+    """A decoded image in ``mode``; an :class:`ImageDecodeError` naming the file if it cannot be decoded."""
     try:
         with open(path, "rb") as f:
             return Image.open(f).convert(mode)
     except (OSError, Image.DecompressionBombError) as err:
-        raise DataError(
+        raise ImageDecodeError(
             f"{path} could not be decoded as an image ({type(err).__name__}: {err}); it looks truncated or "
             "corrupt. Replace it with a good copy or delete it"
         ) from None

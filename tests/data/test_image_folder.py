@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from resnet_lightning.data import DataConfigError, DataError, ImageFolderDataModule
 from resnet_lightning.data.digit_images import make_digits
@@ -106,6 +107,9 @@ def test_user_errors_are_one_line_naming_the_path(digits_tree, tmp_path) -> None
     owner = next(d for d in (dm.train_set, dm.val_set, dm.test_set) if bad in d.paths)
     with pytest.raises(DataError, match=rf"{bad.name} could not be decoded as an image .* truncated or corrupt"):
         owner[owner.paths.index(bad)]
+    with pytest.raises(DataError) as raised:  # from a loader worker: still the one line, not the worker's traceback
+        list(DataLoader(owner, batch_size=64, num_workers=1))
+    assert str(raised.value).startswith(str(bad)) and "Traceback" not in str(raised.value)
     with pytest.raises(DataConfigError, match=r"num_classes=5 but .* has 3 class folders"):
         ImageFolderDataModule(data_dir=str(digits_tree / "labelled"), num_classes=5)
     with pytest.raises(DataConfigError, match=r"val_fraction=0.6 and test_fraction=0.5"):
