@@ -42,10 +42,24 @@ class EMA(EMAWeightAveraging):
 
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        with warnings.catch_warnings():
-            # ResNetClassifier.configure_model only compiles; it shards nothing, which is what this warns about.
-            warnings.filterwarnings("ignore", message=".*WeightAveraging doesn't support sharding")
-            super().setup(trainer, pl_module, stage)
+        # AveragedModel deep-copies the whole LightningModule. Its trainer and its optimizer and
+        # scheduler factories are not part of the network and need not (and, holding open
+        # streams, cannot) be copied: the copy shares them instead.
+        shared = {
+            name: value for name, value in vars(pl_module).items()
+            if name == "_trainer" or (callable(value) and not isinstance(value, torch.nn.Module))
+        }
+        for name in shared:
+            pl_module.__dict__[name] = None
+        try:
+            with warnings.catch_warnings():
+                # ResNetClassifier.configure_model only compiles; it shards nothing, which is what this warns about.
+                warnings.filterwarnings("ignore", message=".*WeightAveraging doesn't support sharding")
+                super().setup(trainer, pl_module, stage)
+        finally:
+            pl_module.__dict__.update(shared)
+        if self._average_model is not None:
+            self._average_model.module.__dict__.update(shared)
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
