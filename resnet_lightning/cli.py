@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
@@ -26,6 +27,18 @@ from . import data  # noqa: F401  (imports the DataModules so --data finds them 
 from .callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal
 from .callbacks.prediction_writer import PredictionWriter
 from .checkpoint_io import AtomicCheckpointIO, CheckpointError
+from .cli_errors import (
+    PROG,
+    HeldOutput,
+    UsageError,
+    debug_requested,
+    error_line,
+    one_line_usage_errors,
+    parse_error,
+    unknown_class,
+    user_message,
+)
+from .factory import ArchitectureArgumentError
 from .models import BlockContractError
 from .module import ModelConfigError, NonFiniteLossError, ResNetClassifier
 from .registry import PluginError
@@ -65,6 +78,7 @@ EXTRA_COMMANDS = {
 }
 USER_ERRORS = (
     PluginError, BlockContractError, NonFiniteLossError, ModelConfigError, data.DataError, RunNotFoundError, RunConfigError, CheckpointError,
+    ArchitectureArgumentError, UsageError,
 )
 # LightningCLI's automatic optimizer would silently replace the model's own (and its schedule).
 AUTO_OPTIMIZER_FLAGS = ("--optimizer", "--lr_scheduler")
@@ -77,6 +91,22 @@ class ResNetLightningCLI(LightningCLI):
 
     run_dir: Path | None = None
     saved_hparams: dict[str, Any] | None = None  # of the checkpoint to load, if any
+
+    def __init__(self, *args: Any, held_output: HeldOutput | None = None, **kwargs: Any) -> None:
+        self.held_output = held_output
+        super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        try:
+            super().parse_arguments(parser, args)
+        except (ArgumentError, UnicodeDecodeError) as exc:  # exit_on_error=False: the errors come here
+            argv = [str(arg) for arg in (sys.argv[1:] if args is None else args)] if not isinstance(args, dict) else []
+            raise parse_error(exc, argv, self._subcommand_parsers) from exc
+
+    def after_instantiate_classes(self) -> None:
+        # The configuration was good: what was said while checking it is worth reading.
+        if self.held_output is not None:
+            self.held_output.release()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
@@ -171,15 +201,23 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
     argv = list(sys.argv[1:] if args is None else args)
     if argv and argv[0] in EXTRA_COMMANDS:
         try:
-            code = _run_extra_command(argv[0], argv[1:])
-        except (*USER_ERRORS, FileNotFoundError, ValueError) as exc:
-            print(f"resnet-lightning {argv[0]}: error: {exc}", file=sys.stderr)
+            with one_line_usage_errors():
+                code = _run_extra_command(argv[0], argv[1:])
+        except UsageError as exc:  # already says which command
+            print(error_line(str(exc)), file=sys.stderr)
+            raise SystemExit(2) from None
+        except Exception as exc:
+            message = None if debug_requested() else user_message(exc, (*USER_ERRORS, OSError, ValueError))
+            if message is None:
+                raise
+            print(error_line(f"{argv[0]}: {message}"), file=sys.stderr)
             raise SystemExit(1) from None
         if code:  # e.g. `plugins` exits 1 when a plugin fails to load, as a CI check would want
             raise SystemExit(code)
         return None
     _refuse_auto_optimizer(argv)
     stop = StopOnSignal()
+    held = HeldOutput()
     try:
         return ResNetLightningCLI(
             ResNetClassifier,
@@ -191,27 +229,46 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
             # A resumed fit writes its config where the run's first part did.
             save_config_kwargs={"overwrite": True},
             auto_configure_optimizers=False,
-            parser_kwargs={"description": _description()},
+            # Parse errors are raised (and turned into one line below), not printed with the
+            # usage; no abbreviations: --trainer.max_epoch is a typo to point out, not max_epochs.
+            parser_kwargs={"description": _description(), "prog": PROG, "exit_on_error": False, "allow_abbrev": False},
             args=args,  # None: LightningCLI reads sys.argv itself
             run=run,
+            held_output=held,
         )
-    except USER_ERRORS as exc:
-        print(f"resnet-lightning: error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
     except SIGTERMException:
+        held.release()
         signum = stop.signum or signal.SIGTERM
         print(_resume_hint(signal.Signals(signum).name, stop, argv), file=sys.stderr)
         raise SystemExit(128 + signum) from None
+    except BaseException as exc:
+        message = None if debug_requested() else user_message(exc, USER_ERRORS)
+        if message is None:  # a bug, --help, Ctrl-C: as it is, after what was said before it
+            held.release()
+            raise
+        held.discard()  # it described a run that is not going to happen
+        print(error_line(message), file=sys.stderr)
+        raise SystemExit(2 if isinstance(exc, UsageError) else 1) from None
+    finally:
+        held.release()
 
 
 def _refuse_auto_optimizer(argv: list[str]) -> None:
-    for arg in argv:
+    for i, arg in enumerate(argv):
         flag = arg.split("=", 1)[0]
         if flag.split(".", 1)[0] in AUTO_OPTIMIZER_FLAGS:
             what = flag.split(".", 1)[0].removeprefix("--")
+            value = arg.split("=", 1)[1] if "=" in arg else argv[i + 1] if i + 1 < len(argv) else ""
+            example = f"--model.{what} {value}" if flag == f"--{what}" and value and not value.startswith("-") else ""
+            if example and "did you mean " in (typo := unknown_class(f"model.{what}", value)):
+                closest = typo.split("did you mean ", 1)[1].split("?", 1)[0]
+                example = f"--model.{what} {closest} (did you mean {closest}, not {value}?)"
+            example = example or "--model.optimizer SGD --model.optimizer.lr 0.05"
             print(
-                f"resnet-lightning: error: {flag} is not an option here: set the model's {what} with --model.{what} "
-                f"(e.g. --model.optimizer SGD --model.optimizer.lr 0.05), which keeps its schedule and warm-up",
+                error_line(
+                    f"{flag} is not an option here; set the model's {what} with --model.{what} instead, e.g. "
+                    f"{example}, which keeps its schedule and warm-up"
+                ),
                 file=sys.stderr,
             )
             raise SystemExit(2)

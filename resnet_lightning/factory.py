@@ -11,6 +11,7 @@ from typing import Any
 
 from torch import nn
 
+from .models import BlockContractError
 from .models.pretrained import load_pretrained
 from .registry import get_architecture
 
@@ -46,12 +47,9 @@ def create_model(
     builder = get_architecture(arch)
     given = {"num_classes": num_classes, "in_channels": in_channels}
     arguments = dict({k: v for k, v in given.items() if v is not None}, block=block, **kwargs)
-    try:
-        signature = inspect.signature(builder)
-    except (TypeError, ValueError):  # some callables have no signature; let the call speak
-        signature = None
-    if signature is not None:
-        try:
+    signature = _signature(builder)
+    if signature is not None and not _takes_var_keyword(builder):
+        try:  # a builder without **kwargs: its signature alone says what it takes
             signature.bind(**arguments)
         except TypeError as exc:
             raise _rejected(arch, builder, arguments, exc) from None
@@ -60,11 +58,15 @@ def create_model(
     except TypeError as exc:
         # A builder taking **kwargs passes them on (the built-ins to ResNet), so a
         # misspelt option fails one call deeper; name the architecture all the same.
-        match = _UNEXPECTED.search(str(exc))
-        error = None if match is None else _rejected(arch, builder, arguments, exc, callee=match["callee"])
-        if error is None:  # not an option of the architecture's (a block's own TypeError, say)
-            raise
-        raise error from exc
+        refused = _UNEXPECTED.search(str(exc))
+        if refused is None or refused["name"] not in arguments or refused["name"] in _accepted(builder):
+            raise  # not one of the caller's options (a block's own TypeError, say)
+        raise _rejected(arch, builder, arguments, exc) from exc
+    except BlockContractError:
+        raise
+    except ValueError as exc:  # the builder's own check of a value (cifar depth 6n+2, ...)
+        options = ", ".join(f"{k}={v!r}" for k, v in arguments.items() if v is not None and k not in given)
+        raise ArchitectureArgumentError(f"architecture {arch!r} cannot be built with {options}: {exc}") from exc
     if not isinstance(model, nn.Module):
         raise TypeError(
             f"architecture {arch!r} returned {type(model).__name__}, not a torch.nn.Module; "
@@ -75,60 +77,76 @@ def create_model(
     return model
 
 
-_UNEXPECTED = re.compile(r"(?:(?P<callee>[\w.]+)\(\) )?got an unexpected keyword argument '(?P<name>\w+)'")
+_UNEXPECTED = re.compile(r"got an unexpected keyword argument '(?P<name>\w+)'")
 
 
-def _rejected(
-    arch: str, builder: Callable[..., Any], arguments: dict[str, Any], exc: TypeError, callee: str | None = None
-) -> TypeError | None:
-    """A TypeError naming the architecture, what it rejected and the keywords it accepts.
+class ArchitectureArgumentError(TypeError, ValueError):
+    """An architecture rejected the options it was given; the message names them and the fix.
 
-    None when ``exc`` came from deeper down (say a block refusing ``shortcut``): the
-    refused keyword is not one of the caller's or one the architecture accepts.
+    A ``TypeError`` for an unknown keyword and a ``ValueError`` for a bad value, as
+    Python callers expect either, and one class the CLI prints as a one-line error.
     """
-    accepted = _keywords(builder, keyword_only=False)
-    if callee is not None:
-        # The keywords went on through **kwargs: add the keyword-only options of each
-        # function they passed through and of the callee that refused one
-        # (cifar_resnet20 -> cifar_resnet -> ResNet.__init__), each found by name.
-        tb, names = exc.__traceback__, {}
-        while tb is not None:
-            code, names = tb.tb_frame.f_code, tb.tb_frame.f_globals
-            function = _lookup(getattr(code, "co_qualname", code.co_name), names)
-            if getattr(function, "__code__", None) is code:
-                accepted += _keywords(function, keyword_only=True)
-            tb = tb.tb_next
-        accepted += _keywords(_lookup(callee, names), keyword_only=True)
-    # block_name is set by the builders themselves, never by the caller.
-    accepted = [name for name in dict.fromkeys(accepted) if name != "block_name"]
-    match = _UNEXPECTED.search(str(exc))
-    if callee is not None and (match is None or match["name"] not in arguments or match["name"] in accepted):
-        return None
-    if match is not None and match["name"] in arguments:
-        message = f"architecture {arch!r} does not accept {match['name']}={arguments[match['name']]!r} ({exc})."
-        if close := difflib.get_close_matches(match["name"], accepted, n=1):
+
+
+def _rejected(arch: str, builder: Callable[..., Any], arguments: dict[str, Any], exc: TypeError) -> ArchitectureArgumentError:
+    """The error naming the architecture, the keyword it refused and the keywords it accepts."""
+    accepted = _accepted(builder)
+    refused = _UNEXPECTED.search(str(exc))
+    if refused is not None and refused["name"] in arguments:
+        name = refused["name"]
+        message = f"architecture {arch!r} does not accept {name}={arguments[name]!r}."
+        if close := difflib.get_close_matches(name, accepted, n=1):
             message += f" Did you mean {close[0]!r}?"
     else:
         message = f"architecture {arch!r} rejects the arguments {sorted(arguments)}: {exc}."
-    return TypeError(f"{message} It accepts: {', '.join(accepted) or 'no keyword arguments'}")
+    return ArchitectureArgumentError(f"{message} It accepts: {', '.join(accepted) or 'no keyword arguments'}")
+
+
+def _accepted(builder: Callable[..., Any]) -> list[str]:
+    """The keywords ``builder`` takes, read from signatures.
+
+    A builder taking ``**kwargs`` passes them on, by the registry's convention, to the
+    builders and classes it calls; their keyword-only parameters count too
+    (``cifar_resnet56`` -> ``cifar_resnet`` -> ``ResNet``). The callees are the
+    functions and classes its code names in its module, followed while they take
+    ``**kwargs`` themselves. ``block_name`` is set by the builders, never by a caller.
+    """
+    accepted = _keywords(builder, keyword_only=False)
+    seen: set[int] = set()
+    todo = [builder] if _takes_var_keyword(builder) else []
+    while todo:
+        function = todo.pop()
+        code, names = getattr(function, "__code__", None), getattr(function, "__globals__", {})
+        for name in code.co_names if code is not None else ():
+            callee = names.get(name)
+            target = getattr(callee, "__init__", None) if inspect.isclass(callee) else callee
+            if not inspect.isfunction(target) or id(target) in seen or target.__module__ == "builtins":
+                continue
+            seen.add(id(target))
+            accepted += _keywords(callee, keyword_only=True)
+            if _takes_var_keyword(target):
+                todo.append(target)
+    return [name for name in dict.fromkeys(accepted) if name != "block_name"]
+
+
+def _signature(function: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):  # some callables have no signature
+        return None
+
+
+def _takes_var_keyword(function: Any) -> bool:
+    signature = _signature(function)
+    return signature is not None and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
 
 
 def _keywords(function: Any, keyword_only: bool) -> list[str]:
     """Names ``function`` takes by keyword (only the keyword-only ones if asked); [] if unknown."""
-    try:
-        parameters = inspect.signature(function).parameters.values()
-    except (TypeError, ValueError):
+    signature = _signature(function)
+    if signature is None:
         return []
     kinds = {inspect.Parameter.KEYWORD_ONLY}
     if not keyword_only:
         kinds.add(inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return [p.name for p in parameters if p.kind in kinds and p.name != "self"]
-
-
-def _lookup(qualname: str, names: dict[str, Any]) -> Any:
-    """``"ResNet.__init__"`` in a module's globals, or None."""
-    first, *rest = qualname.split(".")
-    found = names.get(first)
-    for part in rest:
-        found = getattr(found, part, None)
-    return found
+    return [p.name for p in signature.parameters.values() if p.kind in kinds and p.name != "self"]

@@ -113,9 +113,20 @@ class ResNetClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+            raise ModelConfigError(
+                f"label_smoothing={label_smoothing} is outside [0, 1); use e.g. --model.label_smoothing 0.1 "
+                "(0 turns it off)"
+            )
         if warmup < 0:
-            raise ValueError(f"warmup must be >= 0, got {warmup}")
+            raise ModelConfigError(f"warmup={warmup} is negative; use 0 (no warm-up) or a positive length")
+        # The DataModule decides these (the CLI links them into the model); arch_kwargs must not.
+        if clash := sorted({"num_classes", "in_channels", "block", "weights"} & set(arch_kwargs or {})):
+            given = ", ".join(f"{key}: {(arch_kwargs or {})[key]!r}" for key in clash)
+            raise ModelConfigError(
+                f"arch_kwargs sets {given}, which are model options of their own, not architecture options; "
+                f"remove them from arch_kwargs and use {' / '.join(f'--model.{key}' for key in clash)} "
+                "(num_classes and in_channels come from the DataModule)"
+            )
         for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
             if alpha < 0:
                 raise ModelConfigError(

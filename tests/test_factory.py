@@ -40,7 +40,7 @@ def test_an_option_the_architecture_does_not_take_names_it_and_what_it_takes() -
     assert "depth" not in accepted and "block_name" not in accepted
 
     # Through two builders (cifar_resnet56 -> cifar_resnet -> ResNet): still named, with a suggestion.
-    with pytest.raises(TypeError, match=r"architecture 'cifar_resnet56' does not accept dept=56 .*Did you mean 'depth'\?"):
+    with pytest.raises(TypeError, match=r"architecture 'cifar_resnet56' does not accept dept=56\. Did you mean 'depth'\?"):
         create_model("cifar_resnet56", dept=56)
 
 
@@ -51,7 +51,7 @@ def test_a_strict_architecture_reports_the_same_way(registered: list[tuple[str, 
     def build(*, num_classes: int = 10, in_channels: int = 3, block: Any = None) -> nn.Module:
         return nn.Linear(in_channels, num_classes)
 
-    with pytest.raises(TypeError, match=r"^architecture 'rl_strict' does not accept width=4 .* It accepts: num_classes, in_channels, block$"):
+    with pytest.raises(TypeError, match=r"^architecture 'rl_strict' does not accept width=4\. It accepts: num_classes, in_channels, block$"):
         create_model("rl_strict", width=4)
 
 
@@ -102,3 +102,21 @@ def test_a_block_that_fails_on_its_first_input_is_named(registered: list[tuple[s
 
     with pytest.raises(BlockContractError, match=r"block 'rl_crashes' failed on an input of shape \[2, 16, 7, 7\] .*RuntimeError"):
         create_model("cifar_resnet", block="rl_crashes")
+
+
+def test_a_bad_value_names_the_architecture_and_the_options() -> None:
+    from resnet_lightning.factory import ArchitectureArgumentError
+
+    with pytest.raises(ValueError, match=r"^architecture 'cifar_resnet' cannot be built with block='preact', depth=21: ") as info:
+        create_model("cifar_resnet", block="preact", depth=21)
+    assert isinstance(info.value, ArchitectureArgumentError) and "try depth=20" in str(info.value)
+
+
+def test_the_accepted_keywords_come_from_the_signatures_along_the_builders() -> None:
+    from resnet_lightning.factory import _accepted
+    from resnet_lightning.models import builders
+
+    # cifar_resnet56(**kwargs) -> cifar_resnet(*, depth, ...) -> ResNet(*, widths, ...): all of them.
+    accepted = _accepted(builders.cifar_resnet56)
+    assert {"depth", "block", "widths", "shortcut", "drop_path_rate", "zero_init_residual"} <= set(accepted)
+    assert "block_name" not in accepted and "layers" not in accepted

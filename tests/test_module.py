@@ -70,8 +70,13 @@ def test_warmup_then_schedule_steps_per_iteration(tmp_path) -> None:
 
 
 def test_label_smoothing_out_of_range_is_rejected() -> None:
-    with pytest.raises(ValueError, match="label_smoothing must be in"):
+    with pytest.raises(ValueError, match=r"label_smoothing=1.5 is outside \[0, 1\)"):
         ResNetClassifier(**TINY, label_smoothing=1.5)
+
+
+def test_arch_kwargs_may_not_set_what_the_model_sets_itself() -> None:
+    with pytest.raises(ValueError, match=r"arch_kwargs sets num_classes: 5, .* use --model.num_classes"):
+        ResNetClassifier(arch="cifar_resnet", arch_kwargs={"depth": 8, "num_classes": 5})
 
 
 def test_top5_only_with_more_than_five_classes() -> None:

@@ -84,9 +84,20 @@ class TestReport(L.Callback):
         ]
         rows = [[names[a], names[p], int(self.confusion[a, p])] for a in range(len(names)) for p in range(len(names))]
         save_table(trainer, "test/confusion_matrix_table", ["actual", "predicted", "count"], rows, "confusion_matrix.csv")
-        save_figure(trainer, "test/confusion_matrix", plot_confusion_matrix(self.confusion, names), "confusion_matrix.png")
+        save_figure(trainer, "test/confusion_matrix", self._plot_confusion(names), "confusion_matrix.png")
         if self._samples:
             self._report_samples(trainer, names)
+
+    def _plot_confusion(self, names: list[str]) -> Any:
+        """torchmetrics' own heat map (rows: true class, columns: predicted); counts and names up to 20 classes."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        assert self._metric is not None and self.confusion is not None
+        small = len(names) <= 20
+        figure, axes = self._metric.plot(self.confusion, add_text=small, labels=names if small else None, cmap="Blues")
+        axes.set_title("test confusion matrix")
+        return figure
 
     def _report_samples(self, trainer: L.Trainer, names: list[str]) -> None:
         columns = ["index", "label", "predicted", "confidence"]
@@ -108,31 +119,6 @@ def _displayable(image: torch.Tensor) -> Any:
     image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)
     array = image.permute(1, 2, 0).numpy()
     return array[..., 0] if array.shape[-1] == 1 else array
-
-
-def plot_confusion_matrix(confusion: torch.Tensor, names: list[str]) -> Any:
-    """A heat map of counts, rows = actual class, columns = predicted class."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(names)
-    figure, axes = plt.subplots(figsize=(1.0 + 0.45 * k, 0.8 + 0.45 * k))
-    axes.imshow(confusion.numpy(), cmap="Blues")
-    if k <= 20:
-        axes.set_xticks(range(k), names, rotation=90 if k > 10 else 0)
-        axes.set_yticks(range(k), names)
-        threshold = confusion.max().item() / 2
-        for a in range(k):
-            for p in range(k):
-                value = int(confusion[a, p])
-                axes.text(p, a, str(value), ha="center", va="center", fontsize=7,
-                          color="white" if value > threshold else "black")
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("actual")
-    axes.set_title("test confusion matrix")
-    return figure
 
 
 def plot_samples(samples: list[tuple[torch.Tensor, int, int, float]], names: list[str]) -> Any:

@@ -78,7 +78,10 @@ class BaseDataModule(LightningDataModule):
         # ones it passes on through ``**kwargs``, with their defaults (Lightning reads
         # every ``__init__`` frame up the stack). Subclasses must not call it again: from
         # their frame only the keyword arguments actually given would be seen.
-        self.save_hyperparameters()
+        # logger=False: the CLI logs the whole config (LoggerSaveConfigCallback), and
+        # Lightning's merge with the model's hyperparameters fails on a shared key with
+        # another value (ImageNet's num_classes=None, the model's 1000).
+        self.save_hyperparameters(logger=False)
         if batch_size < 1:
             raise DataConfigError(f"batch_size={batch_size} must be a positive integer, e.g. --data.batch_size 128")
         if num_workers < 0:
@@ -218,6 +221,21 @@ def split_indices(n: int, holdout: int, seed: int) -> tuple[Tensor, Tensor]:
     return order[: n - holdout].sort().values, order[n - holdout :].sort().values
 
 
+def check_readable(*paths: Path) -> None:
+    """Raise a ``DataError`` naming the first of ``paths`` that exists but this user may not read.
+
+    Without it an unreadable directory looks empty ("not found") and an unreadable
+    file looks corrupt, and the fix for either is not to download again.
+    """
+    for path in paths:
+        mode = os.R_OK | os.X_OK if path.is_dir() else os.R_OK
+        if os.path.lexists(path) and not os.access(path, mode):
+            raise DataError(
+                f"{path} is not readable by this user (permission denied); give it read access "
+                f"(chmod -R a+rX {path}) or point --data.data_dir at a readable copy"
+            )
+
+
 def check_labels(labels: Tensor, num_classes: int, source: Path) -> None:
     """Raise a ``DataError`` naming ``source`` if a label is outside ``[0, num_classes)``."""
     bad = (labels < 0) | (labels >= num_classes)
@@ -269,6 +287,7 @@ class ArrayDataModule(BaseDataModule):
         if val_size < 0:
             raise DataConfigError(f"val_size={val_size} must be 0 (no validation set) or more")
         self.data_dir = Path(data_dir).expanduser()
+        check_readable(self.data_dir)
         self.download = download
         self.val_size = val_size
         self.seed = seed
@@ -300,6 +319,7 @@ class ArrayDataModule(BaseDataModule):
 
     @override
     def prepare_data(self) -> None:
+        check_readable(self.data_dir, self.folder)
         missing = self.missing_files()
         if not self.download or not missing:
             return
@@ -323,6 +343,7 @@ class ArrayDataModule(BaseDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return  # loaded for an earlier stage; the arrays cover all of them
+        check_readable(self.data_dir, self.folder, *(self.folder / name for name in self.files))
         missing = self.missing_files()
         if missing:
             hint = (

@@ -12,6 +12,7 @@ from torchvision.datasets import imagenet as tv_imagenet
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from typing_extensions import override
 
+from resnet_lightning.data.base import check_readable
 from resnet_lightning.data.errors import DataConfigError, DataError
 from resnet_lightning.data.staging import stage_into_place
 from resnet_lightning.data.image_folder import ImageFilesDataModule, load_image
@@ -64,6 +65,7 @@ class ImageNetDataModule(ImageFilesDataModule):
     ) -> None:
         super().__init__(batch_size=batch_size, num_workers=num_workers, on_device=False, **kwargs)
         self.data_dir = Path(data_dir).expanduser()
+        check_readable(self.data_dir, self.data_dir / "train")
         self.in_channels = 3
         self.class_names: list[str] | None = None  # set by setup()
         # Known here, before setup, because the CLI builds the model from it.

@@ -42,10 +42,10 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
         if trainer.loggers:
             # The full config includes every model.* value: the module's own
             # hparams logging would only repeat them under bare names. Set on
-            # every rank, as Lightning checks these flags on every rank.
+            # every rank, as Lightning checks it on every rank. (The module logs
+            # them itself when used without the CLI; the DataModules never do:
+            # save_hyperparameters(logger=False).)
             pl_module._log_hyperparams = False
-            if trainer.datamodule is not None:
-                trainer.datamodule._log_hyperparams = False
         super().setup(trainer, pl_module, stage)
 
     def flat_config(self) -> dict[str, Any]:
