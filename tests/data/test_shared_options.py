@@ -105,3 +105,22 @@ def test_imagenet_records_its_own_defaults_and_no_on_device(tmp_path) -> None:
     assert "kwargs" not in hparams
     with pytest.raises(TypeError, match="on_device"):
         ImageNetDataModule(data_dir=str(tmp_path), on_device=True)
+
+
+def test_a_logger_gets_the_models_hyperparameters_and_not_the_datamodules(tmp_path) -> None:
+    # save_hyperparameters(logger=False): the CLI logs the whole config itself, and a
+    # merge with the model's would fail on a key both have with other values.
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    from resnet_lightning import ResNetClassifier
+
+    model = ResNetClassifier(arch="cifar_resnet", arch_kwargs={"depth": 8}, num_classes=10, in_channels=1)
+    trainer = L.Trainer(
+        max_steps=1, limit_val_batches=0, logger=CSVLogger(tmp_path), enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False,
+    )
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=13))
+    logged = (tmp_path / "lightning_logs" / "version_0" / "hparams.yaml").read_text()
+    assert "arch: cifar_resnet" in logged
+    assert "batch_size" not in logged and "val_fraction" not in logged
