@@ -215,10 +215,17 @@ class ResNetClassifier(L.LightningModule):
                 outcome = load_pretrained(self.model, weights, builder=get_architecture(self.hparams.arch), arch=self.hparams.arch)
             except WeightsError as err:  # another architecture's, a corrupt file
                 raise ModelConfigError(f"--model.weights: {err}") from None
+            notes = [f"{', '.join(keys)} {what}" for what, keys in outcome.items() if keys]
+            self._weights_note = f"fit: initialised from weights {weights}" + (f" ({'; '.join(notes)})" if notes else "")
+
+    @override
+    def on_fit_start(self) -> None:
+        # Said here, once Lightning has restored any checkpoint: a resumed fit continues from its own weights.
+        note, self._weights_note = getattr(self, "_weights_note", None), None
+        if note is not None and self.trainer.ckpt_path is None:
             from .run_config import tell  # late: run_config imports the CLI's pieces
 
-            notes = [f"{', '.join(keys)} {what}" for what, keys in outcome.items() if keys]
-            tell(f"fit: initialised from weights {weights}" + (f" ({'; '.join(notes)})" if notes else ""))
+            tell(note)
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

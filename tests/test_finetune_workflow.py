@@ -106,7 +106,8 @@ def test_export_matches_the_written_predictions(fitted, monkeypatch, capsys, fmt
         session = onnxruntime.InferenceSession(f"model.{fmt}", providers=["CPUExecutionProvider"])
         logits = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
     else:
-        logits = torch.export.load(f"model.{fmt}").module()(x)
+        with torch.no_grad():
+            logits = torch.export.load(f"model.{fmt}").module()(x)
     probs = logits.softmax(-1)[0]
     predictions = rows(next((fitted / RUN_NAME / "version_0" / "predict").glob("version_*/predictions.csv")))
     row = next(r for r in predictions if Path(r["path"]).name == image.name)
