@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -121,7 +122,17 @@ def export(
     model = model.eval()
     example = torch.randn(2, *input_shape, generator=torch.Generator().manual_seed(0))  # (2, C, H, W)
     with torch.no_grad():
-        (export_onnx if fmt == "onnx" else export_pt2)(model, example, path, metadata or {})
+        try:
+            (export_onnx if fmt == "onnx" else export_pt2)(model, example, path, metadata or {})
+        except ExportError:
+            raise
+        except Exception as exc:  # the exporter's: an operation it cannot translate, a data-dependent branch
+            other = "pt2" if fmt == "onnx" else "onnx"
+            raise ExportError(
+                f"{type(model).__name__} does not export to {fmt} ({_root_cause(exc)}); the forward pass "
+                f"must be traceable by torch.export (no Python branches on tensor values). Try --format {other}, "
+                "or see docs/writing-a-plugin.md"
+            ) from exc
     result = max_abs_difference(model, path, fmt, input_shape)
     if result is not None and not result[0] <= tolerance * max(1.0, result[1]):
         raise ExportError(
@@ -130,6 +141,15 @@ def export(
             "Try the other --format, or raise --tolerance if the difference is acceptable"
         )
     return result
+
+
+def _root_cause(exc: BaseException) -> str:
+    """``"Type: first line"`` of the innermost cause (the exporters wrap the real reason twice), without colour codes."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def checkpoint_metadata(checkpoint: dict[str, Any], ckpt_path: Path) -> dict[str, Any]:

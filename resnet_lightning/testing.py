@@ -548,14 +548,8 @@ def check_export(
         try:
             result = export(model, Path(scratch) / "model.onnx", "onnx", (in_channels, input_size, input_size),
                             tolerance=tolerance)
-        except ExportError as exc:
+        except ExportError as exc:  # the exporter failed, or the export computes something else
             raise PluginContractError(f"{what}: {exc}") from exc
-        except Exception as exc:  # the exporter's own failure: an operation it cannot translate, a data-dependent branch
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise PluginContractError(
-                f"{what} does not export to ONNX (torch.onnx.export(..., dynamo=True) raised {type(exc).__name__}: {first}); "
-                "the forward pass must be traceable by torch.export: no Python branches on tensor values"
-            ) from exc
     if result is None:
         raise PluginContractError("check_export needs onnxruntime to compare the export with eager: pip install onnxruntime")
     return result[0]
