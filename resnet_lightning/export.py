@@ -218,9 +218,16 @@ def _input_shape(metadata: dict[str, Any], input_size: int | None, in_channels: 
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option as one line (what was wrong, where to look) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """``resnet-lightning export --ckpt_path PATH --format onnx|pt2 [--output FILE]``."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resnet-lightning export",
         description="Export a trained checkpoint to ONNX or torch.export (.pt2), with a dynamic batch size and the "
         "class names and normalisation in the file's metadata, checked against the eager model.",

@@ -19,8 +19,11 @@ Anything else that does not fit (another architecture's weights) is a
 
 from __future__ import annotations
 
+import functools
+
 import math
 import os
+import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,17 +73,31 @@ def torchvision_weights(arch: str, name: str, progress: bool = True) -> dict[str
         ) from None
 
 
+class _TorchvisionHook:
+    """A callable ``pretrained_weights`` hook whose ``names`` are read from torchvision when first asked.
+
+    Lazily: importing torchvision.models takes seconds (it imports torch._dynamo), and
+    importing the built-in architectures (``resnet-lightning plugins``, every DDP worker)
+    must not pay for it unless weights are used.
+    """
+
+    def __init__(self, arch: str) -> None:
+        self.arch = arch
+        self.__doc__ = f"torchvision's {arch} ImageNet weights by name (IMAGENET1K_V1, ..., DEFAULT)."
+
+    def __call__(self, name: str) -> dict[str, Tensor]:
+        return torchvision_weights(self.arch, name)
+
+    @functools.cached_property
+    def names(self) -> tuple[str, ...]:  # checked before anything downloads
+        from torchvision.models import get_model_weights
+
+        return tuple(get_model_weights(self.arch).__members__)
+
+
 def torchvision_hook(arch: str) -> Callable[[str], dict[str, Tensor]]:
     """The ``pretrained_weights`` hook of a built-in ImageNet ResNet: :func:`torchvision_weights` for ``arch``."""
-
-    from torchvision.models import get_model_weights
-
-    def pretrained_weights(name: str) -> dict[str, Tensor]:
-        return torchvision_weights(arch, name)
-
-    pretrained_weights.__doc__ = f"torchvision's {arch} ImageNet weights by name (IMAGENET1K_V1, ..., DEFAULT)."
-    pretrained_weights.names = tuple(get_model_weights(arch).__members__)  # checked before anything downloads
-    return pretrained_weights
+    return _TorchvisionHook(arch)
 
 
 def is_weights_file(weights: str | os.PathLike[str]) -> bool:
@@ -99,12 +116,16 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         )
     try:
         # weights_only: a weights file from the internet must not run code when read.
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        loaded = _load(path)
     except Exception as err:  # truncated zip, not a torch file, pickled code: all "cannot use this"
+        if isinstance(err, pickle.UnpicklingError):  # torch's text here suggests weights_only=False: not for a weights file
+            reason = "it is not a torch.save file, or it pickles Python objects besides tensors"
+        else:
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
         raise WeightsError(
-            f"weights file {path} could not be read as a PyTorch state dict or checkpoint "
-            f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); it is truncated, corrupt "
-            "or not a torch.save file. Download or copy it again"
+            f"weights file {path} could not be read as a PyTorch state dict or checkpoint ({reason}); it is "
+            "truncated, corrupt or not a state dict saved with torch.save(model.state_dict(), path). "
+            "Download or copy it again"
         ) from None
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):  # a Lightning checkpoint
         state = loaded["state_dict"]
@@ -137,6 +158,16 @@ def check_weights(weights: str | os.PathLike[str], builder: Callable[..., Any], 
             f"unknown weights {os.fspath(weights)!r} for {arch}; it offers {', '.join(names)} "
             "(or pass a path to a .pth state dict or a .ckpt checkpoint)"
         )
+
+
+def _load(path: Path) -> Any:
+    """``torch.load`` memory-mapped, or read whole for files in the legacy (pre-1.6, non-zip) format."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as err:
+        if "mmap" not in str(err):
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def resolve_weights(weights: str | os.PathLike[str], builder: Callable[..., Any], arch: str) -> dict[str, Tensor]:

@@ -38,6 +38,13 @@ def test_torchvision_state_dict_with_a_new_head(torchvision_resnet18) -> None:
     assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3)
 
 
+def test_legacy_format_file_loads(torchvision_resnet18, tmp_path) -> None:
+    state, _ = torchvision_resnet18  # torchvision's older .pth files predate torch.save's zip format
+    torch.save(state, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    model = create_model("resnet18", num_classes=3, weights=str(tmp_path / "legacy.pth"))
+    assert torch.equal(model.layer1[0].conv1.weight, state["layer1.0.conv1.weight"])
+
+
 def test_same_number_of_classes_loads_the_head_too(torchvision_resnet18) -> None:
     state, path = torchvision_resnet18
     model = create_model("resnet18", weights=path)  # 1000 classes, as saved
@@ -124,7 +131,7 @@ def test_weight_errors_name_the_value_and_the_way_out(torchvision_resnet18, tmp_
     with pytest.raises(WeightsError, match=r"missing.pth does not exist"):
         create_model("resnet18", weights=str(tmp_path / "missing.pth"))
     (tmp_path / "broken.pth").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(WeightsError, match=r"broken.pth could not be read .* truncated, corrupt"):
+    with pytest.raises(WeightsError, match=r"broken.pth could not be read .*; it is truncated, corrupt"):
         create_model("resnet18", weights=str(tmp_path / "broken.pth"))
     torch.save({"epochs": 3}, tmp_path / "not_weights.pt")
     with pytest.raises(WeightsError, match=r"holds a dict, not a state dict of tensors"):
