@@ -258,6 +258,12 @@ def _load(kind: str, name: str) -> Any:
     if key not in _loaded:
         try:
             _loaded[key] = ep.load()
+        except SystemExit as exc:  # sys.exit() in a plugin's import must not end `fit` silently
+            raise PluginLoadError(
+                f"{kind} plugin {short!r} from distribution {spec.distribution} {spec.version} "
+                f"(entry point {spec.target!r}) called sys.exit({exc.code!r}) while being imported. "
+                f"Fix or reinstall {spec.distribution}, or exclude it with {PLUGINS_ENV}."
+            ) from exc
         except Exception as exc:  # any failure inside a plugin's import is the plugin's
             raise PluginLoadError(
                 f"{kind} plugin {short!r} from distribution {spec.distribution} {spec.version} "

@@ -25,15 +25,16 @@ from resnet_lightning.registry import PLUGINS_ENV
 torch.set_num_threads(1)
 
 PLUGIN_DISTS = Path(__file__).parent / "plugin_dists"
-PLUGIN_MODULES = ("rl_test_plugin", "rl_test_duplicate")
+PLUGIN_MODULES = ("rl_test_plugin", "rl_test_duplicate", "rl_test_structure", "rl_test_misbehaving")
+PLUGIN_DISTRIBUTIONS = ("rl-test-plugin", "rl-test-duplicate", "rl-test-structure", "rl-test-misbehaving")
 
 
 @pytest.fixture(scope="session")
 def plugin_sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``{"rl-test-plugin": site, "rl-test-duplicate": site}``, each a folder holding one installed distribution."""
+    """``{"rl-test-plugin": site, ...}`` for each of :data:`PLUGIN_DISTRIBUTIONS`, a folder holding it installed."""
     root = tmp_path_factory.mktemp("plugins")
     sites, installs = {}, []
-    for name in ("rl-test-plugin", "rl-test-duplicate"):
+    for name in PLUGIN_DISTRIBUTIONS:
         # Build from a copy: an in-tree build leaves build/ and *.egg-info/ behind.
         source = shutil.copytree(PLUGIN_DISTS / name, root / "src" / name)
         sites[name] = root / f"site-{name}"

@@ -124,7 +124,7 @@ def test_the_table_has_a_section_per_kind_and_a_plugins_line() -> None:
         "  resnet18  resnet-lightning  0.1.0    resnet_lightning.models.builders:resnet18  ok",
         "",
         "plugins: resnet-lightning-0.1.0, se-resnet-0.2.0",
-        "1 of 3 failed to load",
+        "1 of 3 failed",
     ]
 
 

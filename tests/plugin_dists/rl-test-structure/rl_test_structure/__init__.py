@@ -1,0 +1,1 @@
+"""Blocks whose layers are named unlike torchvision's, stating their structure through branch/shortcut/merge."""
