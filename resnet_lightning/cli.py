@@ -27,6 +27,7 @@ from . import data  # noqa: F401  (imports the DataModules so --data finds them 
 from .callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal
 from .callbacks.prediction_writer import PredictionWriter
 from .checkpoint_io import AtomicCheckpointIO, CheckpointError
+from .commands import EXTRA_COMMANDS  # the extra commands; commands.py runs `plugins` without Lightning
 from .cli_errors import (
     PROG,
     HeldOutput,
@@ -56,26 +57,6 @@ from .run_config import (
 from .runs import RunNotFoundError
 from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger
 
-# Commands beside LightningCLI's fit/validate/test/predict: name -> (module:function(argv), help).
-EXTRA_COMMANDS = {
-    "plugins": ("resnet_lightning.plugin_status:main", "list the installed blocks and architectures and whether each loads"),
-    "analyze": (
-        "resnet_lightning.analysis.command:main",
-        "lesion study, shattered gradients, degradation and gradient-flow plots (PNG + CSV/JSON)",
-    ),
-    "dashboard": (
-        "resnet_lightning.tracking.dashboard:main",
-        "save a W&B workspace laying out every metric the framework logs",
-    ),
-    "search": (
-        "resnet_lightning.search.command:main",
-        "architecture and hyperparameter search over the registry on Optuna (trials are ordinary fits)",
-    ),
-    "export": (
-        "resnet_lightning.export:main",
-        "export a trained checkpoint to ONNX or torch.export (.pt2), checked against the eager model",
-    ),
-}
 USER_ERRORS = (
     PluginError, BlockContractError, NonFiniteLossError, ModelConfigError, data.DataError, RunNotFoundError, RunConfigError, CheckpointError,
     ArchitectureArgumentError, UsageError,
