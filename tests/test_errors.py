@@ -30,6 +30,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "label_smoothing": (["fit", "--model.label_smoothing", "1.5"], ["label_smoothing=1.5", "[0, 1)", "--model.label_smoothing 0.1"]),
     "batch_size_0": (["fit", "--data.batch_size", "0"], ["batch_size=0", "--data.batch_size 128"]),
     "val_fraction": (["fit", "--data.val_fraction", "1.5"], ["val_fraction=1.5", "e.g. 0.1"]),
+    "val_fraction_too_small": (["fit", "--data.val_fraction", "0.001"], ["val_fraction=0.001", "--data.val_fraction 0.006"]),
     "val_size": (["fit", "--data", "CIFAR10DataModule", "--data.val_size", "-1"], ["val_size=-1"]),
     "num_classes_in_arch_kwargs": (["fit", "--model.arch_kwargs", "{num_classes: 5}"],
                                    ["num_classes: 5", "remove them from arch_kwargs", "--model.num_classes"]),

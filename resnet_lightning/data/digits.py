@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -57,6 +58,7 @@ class DigitsDataModule(BaseDataModule):
         self.test_fraction = test_fraction
         self.seed = seed
         self.num_classes = 10
+        self._split_sizes(len(load_digits().target))  # too small a split fails here, before a Trainer starts
         self.in_channels = 1
         self.class_names = [str(digit) for digit in range(10)]
         self.mean: float | None = None  # the training set's, set by setup()
@@ -68,14 +70,7 @@ class DigitsDataModule(BaseDataModule):
         images = torch.as_tensor(images, dtype=torch.float32).reshape(-1, 1, 8, 8)  # (1797, 64) -> (N, 1, 8, 8)
         labels = torch.as_tensor(labels, dtype=torch.int64)
         n = len(labels)
-        n_test, n_val = round(self.test_fraction * n), round(self.val_fraction * n)
-        for name, count in (("test_fraction", n_test), ("val_fraction", n_val)):
-            # A stratified split needs one image of every class in each held-out set.
-            if 0 < count < self.num_classes or (name == "test_fraction" and count == 0):
-                raise DataConfigError(
-                    f"{name}={getattr(self, name)} gives {count} of {n} images; a stratified split needs at "
-                    f"least {self.num_classes} (one per class)"
-                )
+        n_test, n_val = self._split_sizes(n)
         indices = torch.arange(n).numpy()
         rest, test = train_test_split(indices, test_size=n_test, stratify=labels, random_state=self.seed)
         if n_val:
@@ -87,6 +82,20 @@ class DigitsDataModule(BaseDataModule):
             name: (images[torch.as_tensor(idx).sort().values], labels[torch.as_tensor(idx).sort().values])
             for name, idx in (("train", train), ("val", val), ("test", test))
         }
+
+    def _split_sizes(self, n: int) -> tuple[int, int]:
+        """``(n_test, n_val)`` of ``n`` images; a ``DataConfigError`` if a held-out set cannot hold every class."""
+        n_test, n_val = round(self.test_fraction * n), round(self.val_fraction * n)
+        for name, count in (("test_fraction", n_test), ("val_fraction", n_val)):
+            # A stratified split needs one image of every class in each held-out set.
+            if 0 < count < self.num_classes or (name == "test_fraction" and count == 0):
+                smallest = math.ceil((self.num_classes - 0.5) / n * 1000) / 1000
+                raise DataConfigError(
+                    f"{name}={getattr(self, name)} gives {count} of {n} images; a stratified split needs at "
+                    f"least {self.num_classes} (one per class): use --data.{name} {smallest} or more"
+                    + (", or 0 for no validation set" if name == "val_fraction" else "")
+                )
+        return n_test, n_val
 
     @override
     def setup(self, stage: str | None = None) -> None:
