@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import pytest
 import torch
@@ -214,3 +216,20 @@ def test_weights_load_when_a_fit_starts_and_are_not_needed_afterwards(tmp_path) 
         )
     with pytest.raises(ModelConfigError, match=r"--model.weights: unknown weights 'IMAGENET1K_V2' for resnet18"):
         ResNetClassifier(arch="resnet18", weights="IMAGENET1K_V2")  # refused when built, before any fit
+
+
+def test_the_schedule_covers_the_backbone_once_it_joins() -> None:
+    """Schedulers made before the backbone's group existed still step it (CosineAnnealingLR reads base_lrs)."""
+    classifier = ResNetClassifier(
+        arch="cifar_resnet", arch_kwargs={"depth": 8}, num_classes=10, in_channels=1, freeze_backbone_epochs=1,
+        backbone_lr_scale=0.1, lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4),
+    )
+    snapshots = _Snapshots()
+    trainer = L.Trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[snapshots])
+    trainer.fit(classifier, DigitsDataModule(batch_size=32))
+    head = [epoch["lrs"][0] for epoch in snapshots.epochs]
+    # (read at the end of each epoch, after the epoch-interval scheduler has stepped)
+    assert head == pytest.approx([0.1 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(1, 4)])
+    for epoch in snapshots.epochs[1:]:  # joined at a tenth of the head's rate, and kept there as both decay
+        assert epoch["lrs"][1] == pytest.approx(0.1 * epoch["lrs"][0])
