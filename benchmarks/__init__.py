@@ -11,4 +11,5 @@ BENCHMARKS = {
     "scaling": "benchmarks.scaling",
     "gpu": "benchmarks.gpu",
     "recipes": "benchmarks.recipes",
+    "search": "benchmarks.search",
 }

@@ -129,6 +129,9 @@ def write_best_configs(study: optuna.Study, search: SearchConfig, front: list[Fr
         if len(search.objectives) > 1:
             paths.append(output / "best" / f"trial-{trial.number:04d}.yaml")
             _atomic_write(paths[-1], text.encode())
+    # A Pareto point of an earlier write that a later trial dominates is no longer a best config.
+    for stale in set((output / "best").glob("trial-*.yaml")) - set(paths):
+        stale.unlink(missing_ok=True)
     best = max(chosen, key=lambda t: t.values[0] if first.direction == "maximize" else -t.values[0])
     paths.append(output / "best.yaml")
     _atomic_write(paths[-1], _best_config(study, search, best).encode())
