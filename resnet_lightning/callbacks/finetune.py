@@ -53,10 +53,12 @@ class BackboneFreeze(BaseFinetuning):
         if len(optimizer.param_groups) == groups:
             return
         optimizer.param_groups[-1]["initial_lr"] = base_lr
-        # A scheduler made before the group existed would leave it alone (they zip groups
-        # with base_lrs); give each one the new group's base rate so the schedule covers it.
+        # A scheduler made before the group existed keeps per-group lists (base_lrs; LambdaLR's
+        # lr_lambdas; ReduceLROnPlateau's min_lrs) that it zips with the groups, which would
+        # leave the new group out of the schedule or fail on it: extend each one for it.
         for config in pl_module.trainer.lr_scheduler_configs:
             for scheduler in (config.scheduler, *getattr(config.scheduler, "_schedulers", ())):
-                base_lrs = getattr(scheduler, "base_lrs", None)
-                if isinstance(base_lrs, list) and len(base_lrs) < len(optimizer.param_groups):
-                    base_lrs.append(base_lr)
+                for attribute in ("base_lrs", "lr_lambdas", "min_lrs"):
+                    values = getattr(scheduler, attribute, None)
+                    if isinstance(values, list) and values and len(values) < len(optimizer.param_groups):
+                        values.append(base_lr if attribute == "base_lrs" else values[0])

@@ -218,11 +218,19 @@ def test_weights_load_when_a_fit_starts_and_are_not_needed_afterwards(tmp_path) 
         ResNetClassifier(arch="resnet18", weights="IMAGENET1K_V2")  # refused when built, before any fit
 
 
-def test_the_schedule_covers_the_backbone_once_it_joins() -> None:
-    """Schedulers made before the backbone's group existed still step it (CosineAnnealingLR reads base_lrs)."""
+@pytest.mark.parametrize(
+    "scheduler",
+    [
+        lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=4),  # from base_lrs
+        lambda optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: (1 + math.cos(math.pi * epoch / 4)) / 2),
+    ],
+    ids=["CosineAnnealingWarmRestarts", "LambdaLR"],
+)
+def test_the_schedule_covers_the_backbone_once_it_joins(scheduler) -> None:
+    """Schedulers made before the backbone's group existed still step it (they keep per-group lists)."""
     classifier = ResNetClassifier(
         arch="cifar_resnet", arch_kwargs={"depth": 8}, num_classes=10, in_channels=1, freeze_backbone_epochs=1,
-        backbone_lr_scale=0.1, lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4),
+        backbone_lr_scale=0.1, lr_scheduler=scheduler,
     )
     snapshots = _Snapshots()
     trainer = L.Trainer(max_epochs=3, limit_train_batches=2, limit_val_batches=0, logger=False, enable_checkpointing=False,
