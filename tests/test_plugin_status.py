@@ -11,7 +11,8 @@ from torch import nn
 
 import resnet_lightning
 from resnet_lightning import register_architecture, register_block
-from resnet_lightning.plugin_status import PluginStatus, format_plugin_table, main, plugin_statuses
+from resnet_lightning.models import BasicBlock
+from resnet_lightning.plugin_status import NO_STRUCTURE, PluginStatus, format_plugin_table, main, plugin_statuses
 from resnet_lightning.registry import unregister
 
 EXAMPLE_PLUGINS = {
@@ -26,8 +27,14 @@ def by_name(statuses: list[PluginStatus]) -> dict[tuple[str, str, str], PluginSt
     return {(s.kind, s.name, s.distribution): s for s in statuses}
 
 
-def test_every_builtin_loads_with_its_distribution_and_target() -> None:
-    statuses = by_name(plugin_statuses())
+@pytest.fixture(scope="module")
+def installed() -> list[PluginStatus]:
+    """Every installed plugin's status, checked once for the tests that only read it (seconds per run)."""
+    return plugin_statuses()
+
+
+def test_every_builtin_loads_with_its_distribution_and_target(installed) -> None:
+    statuses = by_name(installed)
     basic = statuses[("block", "basic", "resnet-lightning")]
     assert basic.target == "resnet_lightning.models.blocks:BasicBlock"
     assert basic.version == resnet_lightning.__version__
@@ -46,19 +53,19 @@ def test_kind_selects_one_group() -> None:
 
 
 @pytest.mark.parametrize("distribution", sorted(EXAMPLE_PLUGINS))
-def test_the_example_plugins_load_when_installed(distribution: str) -> None:
+def test_the_example_plugins_load_when_installed(installed, distribution: str) -> None:
     try:
         version = importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         pytest.skip(f"{distribution} is not installed (pip install -e plugins/{distribution})")
-    mine = [s for s in plugin_statuses() if s.distribution == distribution]
+    mine = [s for s in installed if s.distribution == distribution]
     assert EXAMPLE_PLUGINS[distribution] <= {s.name for s in mine}
     assert all(s.ok and s.version == version for s in mine), [s for s in mine if not s.ok]
 
 
 def test_a_plugin_that_fails_to_import_is_an_error_naming_the_cause(use_plugins) -> None:
     use_plugins("rl-test-plugin")
-    statuses = by_name(plugin_statuses())
+    statuses = by_name(plugin_statuses(names=["rl_test_broken", "rl_test_block", "rl_test_net", "basic"]))
     broken = statuses[("block", "rl_test_broken", "rl-test-plugin")]
     assert broken.status == "error: RuntimeError: rl_test_plugin.broken fails to import on purpose"
     assert (broken.version, broken.target) == ("0.3.1", "rl_test_plugin.broken:BrokenBlock")
@@ -70,7 +77,7 @@ def test_a_plugin_that_fails_to_import_is_an_error_naming_the_cause(use_plugins)
 
 def test_a_name_two_distributions_register_is_an_error_on_both(use_plugins) -> None:
     use_plugins("rl-test-plugin", "rl-test-duplicate")
-    statuses = by_name(plugin_statuses("block"))
+    statuses = by_name(plugin_statuses(names=["rl_test_block"]))
     ours, theirs = statuses[("block", "rl_test_block", "rl-test-plugin")], statuses[("block", "rl_test_block", "rl-test-duplicate")]
     assert ours.status == "error: 'rl_test_block' is also registered by rl-test-duplicate; use 'rl-test-plugin:rl_test_block' or uninstall one"
     assert theirs.status == "error: 'rl_test_block' is also registered by rl-test-plugin; use 'rl-test-duplicate:rl_test_block' or uninstall one"
@@ -80,7 +87,7 @@ def test_a_name_two_distributions_register_is_an_error_on_both(use_plugins) -> N
 def test_the_environment_switch_restricts_the_distributions(use_plugins, monkeypatch, switch, distributions) -> None:
     monkeypatch.setenv("RESNET_LIGHTNING_PLUGINS", switch)
     use_plugins("rl-test-plugin", "rl-test-duplicate")
-    statuses = plugin_statuses()
+    statuses = plugin_statuses("block")
     assert {s.distribution for s in statuses} == distributions
     assert format_plugin_table(statuses).splitlines()[-2:] == [f"RESNET_LIGHTNING_PLUGINS={switch}", f"all {len(statuses)} load"]
 
@@ -89,7 +96,7 @@ def test_an_object_of_the_wrong_kind_is_an_error() -> None:
     register_block("status_test_function")(lambda in_channels, out_channels, stride=1, **kwargs: None)
     register_architecture("status_test_constant")(3)
     try:
-        statuses = by_name(plugin_statuses())
+        statuses = by_name(plugin_statuses(names=["status_test_function", "status_test_constant"]))
     finally:
         unregister("block", "status_test_function")
         unregister("architecture", "status_test_constant")
@@ -99,12 +106,18 @@ def test_an_object_of_the_wrong_kind_is_an_error() -> None:
 
 
 def test_in_process_registrations_are_listed() -> None:
-    register_block("status_test_block")(nn.Identity)
+    register_block("status_test_block")(BasicBlock)
+    register_block("status_test_identity")(nn.Identity)  # cannot change the channels: breaks the contract
     try:
-        status = by_name(plugin_statuses("block"))[("block", "status_test_block", "<registered in process>")]
+        statuses = by_name(plugin_statuses("block", names=["status_test_block", "status_test_identity"]))
     finally:
         unregister("block", "status_test_block")
-    assert status.ok and status.target == "torch.nn.modules.linear:Identity"
+        unregister("block", "status_test_identity")
+    status = statuses[("block", "status_test_block", "<registered in process>")]
+    assert status.ok and status.target == "resnet_lightning.models.blocks:BasicBlock"
+    assert statuses[("block", "status_test_identity", "<registered in process>")].status.startswith(
+        "error: breaks the block contract: block 'Identity' breaks the block contract: with in_channels=16, out_channels=32"
+    )
 
 
 def test_the_table_has_a_section_per_kind_and_a_plugins_line() -> None:
@@ -129,12 +142,14 @@ def test_the_table_has_a_section_per_kind_and_a_plugins_line() -> None:
 
 
 def test_main_prints_the_table_and_fails_on_a_broken_plugin(use_plugins, capsys) -> None:
-    assert main(["--kind", "architecture"]) == 0
+    assert main(["--kind", "block"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("architectures (") and "resnet50" in out and "blocks (" not in out
+    assert out.startswith("blocks (") and "bottleneck" in out and "architectures (" not in out
     use_plugins("rl-test-plugin")
-    assert main([]) == 1
-    assert "1 of" in capsys.readouterr().out.splitlines()[-1]
+    assert main(["--kind", "block"]) == 1
+    rows = _rows(capsys.readouterr().out)  # the broken import, and the block that ignores its stride
+    assert rows["rl_test_broken"].startswith("error: RuntimeError") and rows["rl_test_block"] == NO_STRUCTURE
+    assert rows["rl_test_ignores_stride"].startswith("error: breaks the block contract: ")
 
 
 def test_the_cli_plugins_command_prints_the_table(capsys) -> None:
@@ -143,3 +158,108 @@ def test_the_cli_plugins_command_prints_the_table(capsys) -> None:
     cli_main(["plugins", "--kind", "block"])
     out = capsys.readouterr().out
     assert out.startswith("blocks (") and "resnet_lightning.models.blocks:BasicBlock" in out
+
+
+# --- isolation: each plugin in a child process with a time limit ------------------------
+
+
+def _run_plugins_command(site, *args: str, plugins: str = "rl-test-misbehaving", timeout: float = 120):
+    """``python -m resnet_lightning plugins ...`` as a user runs it, with ``site`` installed."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+               RESNET_LIGHTNING_PLUGINS=plugins)
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "resnet_lightning", "plugins", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    return done, time.monotonic() - start
+
+
+def _rows(out: str) -> dict[str, str]:
+    rows = {}
+    for line in out.splitlines():
+        cells = line.split(None, 4)
+        if len(cells) == 5 and line.startswith("  ") and cells[0] != "name":
+            rows[cells[0]] = cells[4]
+    return rows
+
+
+def test_exiting_hanging_dict_returning_and_wrong_shape_plugins_are_reported_and_the_rest_listed(plugin_sites) -> None:
+    done, seconds = _run_plugins_command(plugin_sites["rl-test-misbehaving"], "--timeout", "6")
+    rows = _rows(done.stdout)
+    assert done.returncode == 1, done.stderr
+    assert rows["rl_exits"] == "error: exited 3 while loading (sys.exit(3) in rl_test_misbehaving.exits)"
+    assert rows["rl_hangs"] == "error: timed out after 6 s while loading"
+    assert rows["rl_returns_dict"] == "error: returns dict, not nn.Module"
+    assert rows["rl_wrong_shape"].startswith(
+        "error: breaks the block contract: block 'WrongShapeBlock' breaks the block contract: with in_channels=16, "
+        "out_channels=32, stride=2 it must map [2, 16, 7, 7] to [2, 32, 4, 4]"
+    ), rows["rl_wrong_shape"]
+    # The others, of the same distribution and the core, are all listed and fine.
+    assert rows["rl_fine"] == "ok" and rows["basic"] == "ok" and rows["resnet152"] == "ok"
+    assert len(rows) == 5 + sum(1 for s in plugin_statuses() if s.distribution == "resnet-lightning")
+    assert done.stdout.rstrip().endswith(f"4 of {len(rows)} failed")
+    assert seconds < 6 + 40, seconds  # one time limit, not a hang
+
+
+def test_a_plugin_killed_mid_import_is_reported_by_its_exit_status(use_plugins, plugin_sites, tmp_path) -> None:
+    # os._exit skips Python's SystemExit handling entirely: only the child's exit status tells.
+    import shutil
+
+    site = tmp_path / "site"
+    shutil.copytree(plugin_sites["rl-test-misbehaving"], site)
+    (site / "rl_test_misbehaving" / "exits.py").write_text("import os\nos._exit(5)\n")
+    done, _ = _run_plugins_command(site, "--kind", "block", "--timeout", "4")
+    assert _rows(done.stdout)["rl_exits"] == "error: exited 5 while loading"
+
+
+def test_sys_exit_in_a_plugin_import_is_a_plugin_load_error_in_create_model(use_plugins) -> None:
+    from resnet_lightning import PluginLoadError, create_model
+
+    use_plugins("rl-test-misbehaving")
+    with pytest.raises(PluginLoadError, match=r"block plugin 'rl_exits' from distribution rl-test-misbehaving 0\.0\.7 "
+                       r"\(entry point 'rl_test_misbehaving.exits:ExitBlock'\) called sys\.exit\(3\) while being imported"):
+        create_model("cifar_resnet20", block="rl_exits")
+
+
+def test_the_plugins_command_imports_no_lightning() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from resnet_lightning.commands import run_without_lightning\n"
+        "status = run_without_lightning(['plugins', '--kind', 'architecture'])\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning', 'jsonargparse')))\n"
+        "sys.exit(status)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "RESNET_LIGHTNING_PLUGINS": "none"})
+    assert done.returncode == 0, done.stderr
+    assert "resnet50" in done.stdout and done.stdout.splitlines()[-1] == "LOADED []"
+
+
+def test_check_runs_the_contract_checker_on_the_named_plugins(use_plugins, capsys) -> None:
+    use_plugins("rl-test-misbehaving", "rl-test-plugin")
+    assert main(["--check", "rl_wrong_shape", "rl_fine", "rl_test_block"]) == 1
+    rows = _rows(capsys.readouterr().out)
+    assert set(rows) == {"rl_wrong_shape", "rl_fine", "rl_test_block"}
+    assert rows["rl_fine"] == "ok"
+    assert rows["rl_test_block"] == "ok (no branch/shortcut/merge: the residual analyses skip it)"
+    assert rows["rl_wrong_shape"].startswith(
+        "error: breaks the block contract: block 'rl-test-misbehaving:rl_wrong_shape' (WrongShapeBlock(16, 32, stride=1, "
+    ), rows["rl_wrong_shape"]
+
+
+def test_an_unknown_name_to_check_is_one_line_with_a_suggestion(capsys) -> None:
+    from resnet_lightning.commands import run_without_lightning
+
+    assert run_without_lightning(["plugins", "--check", "resnet5O"]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "resnet-lightning: error: plugins: unknown block or architecture 'resnet5O'; did you mean 'resnet50'? "
+        f"run `resnet-lightning plugins` to list the {len(plugin_statuses.__globals__['list_plugins']())} installed ones\n"
+    )
