@@ -203,8 +203,8 @@ class ResNetClassifier(L.LightningModule):
         if weights and self._fitting() and not is_weights_file(weights):
             try:
                 resolve_weights(weights, get_architecture(self.hparams.arch), self.hparams.arch)
-            except WeightsError as err:  # a download that failed: one line, with what to do
-                raise ModelConfigError(f"--model.weights: {err}") from None
+            except WeightsError:
+                pass  # setup fails the same way, and says so unless a resumed checkpoint makes them unneeded
 
     @override
     def setup(self, stage: str) -> None:
@@ -213,16 +213,23 @@ class ResNetClassifier(L.LightningModule):
         if weights and self._fitting():
             try:
                 outcome = load_pretrained(self.model, weights, builder=get_architecture(self.hparams.arch), arch=self.hparams.arch)
-            except WeightsError as err:  # another architecture's, a corrupt file
-                raise ModelConfigError(f"--model.weights: {err}") from None
+            except WeightsError as err:  # missing, corrupt, another architecture's: reported at fit start
+                self._weights_error = ModelConfigError(f"--model.weights: {err}")
+                return
             notes = [f"{', '.join(keys)} {what}" for what, keys in outcome.items() if keys]
             self._weights_note = f"fit: initialised from weights {weights}" + (f" ({'; '.join(notes)})" if notes else "")
 
     @override
     def on_fit_start(self) -> None:
-        # Said here, once Lightning has restored any checkpoint: a resumed fit continues from its own weights.
+        # Here, once Lightning has restored any checkpoint: a resumed fit continues from its own weights,
+        # and does not need the initial ones any more (their file may be gone, the network unreachable).
         note, self._weights_note = getattr(self, "_weights_note", None), None
-        if note is not None and self.trainer.ckpt_path is None:
+        error, self._weights_error = getattr(self, "_weights_error", None), None
+        if self.trainer.ckpt_path is not None:
+            return
+        if error is not None:
+            raise error
+        if note is not None:
             from .run_config import tell  # late: run_config imports the CLI's pieces
 
             tell(note)

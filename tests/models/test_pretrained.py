@@ -210,10 +210,13 @@ def test_weights_load_when_a_fit_starts_and_are_not_needed_afterwards(tmp_path) 
     (tmp_path / "start.pth").unlink()
     reloaded = ResNetClassifier.load_from_checkpoint(tmp_path / "run.ckpt")  # the start file is gone: not needed
     assert torch.equal(reloaded.model.conv1.weight, classifier.model.conv1.weight)
+    resumed = L.Trainer(max_steps=2, limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    resumed.fit(reloaded, DigitsDataModule(batch_size=32), ckpt_path=tmp_path / "run.ckpt")  # resuming: not needed either
+    assert resumed.global_step == 2
     with pytest.raises(ModelConfigError, match=r"--model.weights: weights file .*start.pth does not exist"):
         L.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False).fit(
-            reloaded, DigitsDataModule(batch_size=32)
-        )
+            ResNetClassifier.load_from_checkpoint(tmp_path / "run.ckpt"), DigitsDataModule(batch_size=32)
+        )  # a new fit from it does need them
     with pytest.raises(ModelConfigError, match=r"--model.weights: unknown weights 'IMAGENET1K_V2' for resnet18"):
         ResNetClassifier(arch="resnet18", weights="IMAGENET1K_V2")  # refused when built, before any fit
 
