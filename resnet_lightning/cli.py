@@ -11,6 +11,7 @@ DigitsDataModule``, ``--data CIFAR10DataModule``, or a full class path);
 from __future__ import annotations
 
 import importlib
+import os
 import shlex
 import signal
 import sys
@@ -54,7 +55,7 @@ from .run_config import (
     saved_hyperparameters,
     tell,
 )
-from .runs import RunNotFoundError
+from .runs import RUN_FILE, RunNotFoundError, run_info
 from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger
 
 USER_ERRORS = (
@@ -129,6 +130,19 @@ class ResNetLightningCLI(LightningCLI):
         # A WandbLogger gets project/group/tags from the run name, the run id of the
         # checkpoint it resumes, offline mode when W&B is unreachable, and the run directory.
         prepare_wandb_logger(config, self.subcommand)
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except BaseException:
+            # A fit whose model or data could not be built leaves no run behind: the
+            # directory it claimed holds only its run.json, written by this process.
+            run_dir = self.run_dir
+            if self.subcommand == "fit" and run_dir is not None and run_info(run_dir).get("pid") == os.getpid():
+                if [entry.name for entry in run_dir.iterdir()] == [RUN_FILE]:
+                    (run_dir / RUN_FILE).unlink()
+                    run_dir.rmdir()
+            raise
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)

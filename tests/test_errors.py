@@ -53,7 +53,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "analyze_missing_checkpoint": (["analyze", "lesion", "--ckpt_path", "nothere.ckpt"], ["analyze:", "nothere.ckpt"]),
     "export_truncated_checkpoint": (["export", "--ckpt_path", "truncated.ckpt"], ["export:", "truncated.ckpt"]),
     "analyze_misspelt_analysis": (["analyze", "lesn"], ["analyze:", "invalid choice: 'lesn'", "resnet-lightning analyze --help"]),
-    "export_missing_argument": (["export"], ["export:", "required: --ckpt_path"]),
+    "dashboard_missing_argument": (["dashboard"], ["dashboard:", "required: --project"]),
 }
 
 
@@ -138,3 +138,12 @@ def test_what_a_good_run_says_before_training_is_not_lost(outcomes: dict[str, Fu
     assert "resnet-lightning: fit: run directory" in result.stderr
     assert "Seed set to" in result.stderr
     assert result.stderr.index("Seed set to") < result.stderr.index("run directory") < result.stderr.index("GPU available")
+
+
+def test_a_fit_that_could_not_start_leaves_no_run_directory(outcomes: dict[str, Future], workdir: Path) -> None:
+    # Runs after the cases above (and the good run, which keeps its directory).
+    for future in outcomes.values():
+        future.result()
+    claimed = [run for run in workdir.glob("*/version_*") if {entry.name for entry in run.iterdir()} <= {"run.json"}]
+    assert claimed == []
+    assert list(workdir.glob("digits-cifar_resnet-d8/version_*/checkpoints"))  # the good run's are kept
