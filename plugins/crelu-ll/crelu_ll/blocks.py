@@ -95,7 +95,10 @@ class CReLULLBlock(nn.Module):
 
     There is no residual branch, so ``drop_path_rate`` and ``shortcut`` are
     accepted and ignored, and there is no ``zero_init_last`` (zeroing a layer
-    would cut the signal), as for the core's ``plain`` block.
+    would cut the signal), as for the core's ``plain`` block. Its residual
+    structure says so: ``shortcut(x)`` is None and ``merge(branch_out, None)`` is
+    ``branch_out``, so the residual ratio skips it and the lesion study deletes it
+    by the identity where it keeps the shape (Veit et al. 2016's plain-network case).
 
     Args:
         in_channels: Input channels.
@@ -128,5 +131,14 @@ class CReLULLBlock(nn.Module):
         self.conv2 = LLConv2d(out_channels, out_channels, kernel_size, bias=bias, looks_linear=looks_linear)
         self.bn2 = norm_layer(out_channels)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn2(self.conv2(self.bn1(self.conv1(x))))
+
+    def shortcut(self, x: torch.Tensor) -> None:
+        return None  # no skip path: the point of the LL initialisation (Balduzzi et al. 2017)
+
+    def merge(self, branch_out: torch.Tensor, shortcut_out: torch.Tensor | None) -> torch.Tensor:
+        return branch_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.merge(self.branch(x), self.shortcut(x))

@@ -19,6 +19,8 @@ class ResNeXtBottleneck(Bottleneck):
 
     Layer names are torchvision's (``conv1``..``bn3``, ``downsample``), so
     torchvision's ResNeXt state dicts load unchanged.
+    Its residual structure (``branch``, ``shortcut``, ``merge``) is the core
+    bottleneck's: only the constructor differs.
 
     Args:
         in_channels: Input channels.

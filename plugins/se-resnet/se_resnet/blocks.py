@@ -47,11 +47,13 @@ class SEBasicBlock(BasicBlock):
         super().__init__(in_channels, out_channels, stride, **kwargs)
         self.se = squeeze_excitation(out_channels, reduction)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+    # Only the branch changes: shortcut, merge (relu after the addition), stochastic depth
+    # and zero-init (bn2's scale; SE of zero is zero) come from the core's block, whose
+    # forward is merge(drop_path(branch(x)), shortcut(x)). The analyses see the SE as part
+    # of the residual branch, where Hu et al. 2018 (Fig. 3) put it.
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.se(self.bn2(self.conv2(out)))  # (N, out, H', W'), each channel scaled by its gate
-        return self.relu(self.drop_path(out) + identity)
+        return self.se(self.bn2(self.conv2(out)))  # (N, out, H', W'), each channel scaled by its gate
 
 
 class SEBottleneck(Bottleneck):
@@ -73,9 +75,7 @@ class SEBottleneck(Bottleneck):
         super().__init__(in_channels, out_channels, stride, **kwargs)
         self.se = squeeze_excitation(out_channels, reduction)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.se(self.bn3(self.conv3(out)))  # (N, out, H', W')
-        return self.relu(self.drop_path(out) + identity)
+        return self.se(self.bn3(self.conv3(out)))  # (N, out, H', W')

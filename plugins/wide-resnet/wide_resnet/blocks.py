@@ -36,9 +36,9 @@ class WideBasicBlock(PreActBlock):
             raise ValueError(f"dropout must be in [0, 1) (the paper uses 0.3), got {dropout!r}")
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        preact = self.relu(self.bn1(x))
-        identity = x if self.downsample is None else self.downsample(preact)
+    # PreActBlock computes relu(bn1(x)) once and hands it to _branch and to the
+    # projection shortcut; only the branch differs here (the dropout), so branch(x),
+    # shortcut(x), merge and forward all come from the core's block.
+    def _branch(self, preact: torch.Tensor) -> torch.Tensor:
         out = self.conv1(preact)
-        out = self.conv2(self.dropout(self.relu(self.bn2(out))))  # (N, out, H', W')
-        return self.drop_path(out) + identity
+        return self.conv2(self.dropout(self.relu(self.bn2(out))))  # (N, out, H', W')
