@@ -145,3 +145,19 @@ def test_highway_gate_bias_survives_the_network_init(zero_init_residual: bool) -
     custom = create_model("cifar_resnet", depth=20, block="highway", block_kwargs={"gate_bias": -3.0})
     assert all(torch.equal(b.gate.bias, torch.full_like(b.gate.bias, -3.0)) for b in custom.blocks())
     assert all(b.gate.weight.abs().sum() > 0 for b in model.blocks())  # the weights are still initialised
+
+
+@pytest.mark.parametrize("name", BUILTIN_BLOCKS)
+def test_forward_runs_each_norm_once_and_equals_merge_of_branch_and_shortcut(name: str) -> None:
+    # branch(x) and shortcut(x) may share layers (pre-activation's bn1, the highway gate);
+    # forward must still run each once: a second BN call in training would update its
+    # running statistics twice per step.
+    torch.manual_seed(0)
+    block = get_block(name)(16, 32, 2, shortcut="B").train()
+    block(torch.randn(4, 16, 7, 7))
+    counts = {n: int(m.num_batches_tracked) for n, m in block.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    assert counts and set(counts.values()) == {1}, counts
+    block.eval()
+    x = torch.randn(4, 16, 7, 7)
+    with torch.no_grad():
+        assert torch.allclose(block(x), block.merge(block.branch(x), block.shortcut(x)), atol=1e-6)
