@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="resnet-lightning search",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+        description="Architecture and hyperparameter search: " + __doc__.split("\n\n")[0].split(": ", 1)[1],
         epilog="SEARCH.yaml, every key:\n" + config_module.__doc__.split("::\n", 1)[1].split('"""')[0]
         + "\nObjectives: any metric the fit logs (its best epoch), or macs, params, wall_time.\n"
         + "\nStorage:\n" + storage_module.__doc__.split("\n\n", 1)[1],

@@ -8,8 +8,8 @@
 * ``--storage PATH`` (no ``://``): a journal file at PATH.
 
 **Trials left RUNNING by a killed worker.** Optuna's heartbeat (RDB storages
-only) marks a trial FAIL when its worker has not been heard from for
-``GRACE_SECONDS``, and queues its parameters again once. The journal file has no
+only) marks a trial FAIL when its worker has not been heard from for 3 minutes
+(``GRACE_SECONDS``), and queues its parameters again once. The journal file has no
 heartbeat, and a rerun right after a kill should not wait either, so every worker
 also records ``host:pid`` in its trials and, when it starts, fails (and re-queues
 once) RUNNING trials of a dead process on its own host. Trials of live workers,
