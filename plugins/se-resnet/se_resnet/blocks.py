@@ -15,13 +15,36 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torchvision.ops import SqueezeExcitation
+from torch import nn
 
 from resnet_lightning.models import BasicBlock, Bottleneck
 
 
+class SqueezeExcitation(nn.Module):
+    """``x * sigmoid(fc2(relu(fc1(avgpool(x)))))`` (Hu et al. 2018, Fig. 1 and Eq. 2-3).
+
+    The same modules and names as ``torchvision.ops.SqueezeExcitation`` (``avgpool``,
+    ``fc1``, ``fc2`` as 1x1 convolutions with bias, ``activation``, ``scale_activation``),
+    so state dicts move between the two; written out here because importing
+    torchvision.ops costs a second or more (it imports torch._dynamo) in every process
+    that loads this plugin.
+    """
+
+    def __init__(self, input_channels: int, squeeze_channels: int) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(input_channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, input_channels, 1)
+        self.activation = nn.ReLU()
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(x)))))  # (N, C, 1, 1)
+        return scale * x
+
+
 def squeeze_excitation(channels: int, reduction: int) -> SqueezeExcitation:
-    """torchvision's SE module (1x1 convolutions with bias as the two FC layers)."""
+    """The SE module (1x1 convolutions with bias as the two FC layers, as torchvision's)."""
     if not isinstance(reduction, int) or reduction < 1:
         raise ValueError(f"reduction must be a positive integer (16 in Hu et al. 2018), got {reduction!r}")
     # At least one hidden unit, so narrow test networks (16 channels, r=16 or more) still build.
