@@ -111,6 +111,8 @@ def check_block(block: str | type[nn.Module], /, **block_kwargs: Any) -> None:
         stochastic = _build(cls, name, wide, wider, 2, dict(drop_path_rate=0.5, **block_kwargs))
         _run(stochastic, name, torch.randn(2, wide, 7, 7), (2, wider, 4, 4), "train", "drop_path_rate=0.5")
         structured = _check_structure(cls, name, configs, block_kwargs)
+        if structured:
+            _check_drop_path(cls, name, wide, wider, block_kwargs)
         if structured and getattr(cls, "zero_init_last", None) is not None:
             for in_channels, out_channels, stride in ((wide, wide, 1), (wide, wider, 2)):
                 _check_zero_init_last(cls, name, in_channels, out_channels, stride, block_kwargs)
@@ -297,6 +299,33 @@ def _check_structure(cls: type, name: str, configs: list[tuple[int, int, int]], 
                     f"compute what forward computes"
                 )
     return True
+
+
+def _check_drop_path(cls: type, name: str, in_channels: int, out_channels: int, block_kwargs: dict) -> None:
+    """Warn when a residual block ignores ``drop_path_rate``: stochastic depth would be off in it.
+
+    At ``drop_path_rate=0.9`` in training, a block that applies it outputs
+    ``merge(0, shortcut(x))`` for about 90% of the samples (Huang et al. 2016); one
+    that ignores it for none of 16 (a chance of 1e-16 otherwise).
+    """
+    options = dict(drop_path_rate=0.9, **block_kwargs)
+    block = _build(cls, name, in_channels, out_channels, 2, options).train()
+    x = torch.randn(16, in_channels, 7, 7)
+    with torch.no_grad():
+        out = block(x)
+        shortcut = block.shortcut(x)
+        if shortcut is None:
+            return  # no skip path, nothing to drop (a plain block)
+        dropped = block.merge(torch.zeros_like(shortcut), shortcut)
+    if out.shape == dropped.shape and not torch.isclose(out, dropped, atol=1e-5).flatten(1).all(dim=1).any():
+        warnings.warn(
+            f"block {name!r} ignores drop_path_rate: at drop_path_rate=0.9 in training no sample's residual branch "
+            f"was dropped, so --model.drop_path_rate (stochastic depth, Huang et al. 2016) changes nothing in it; "
+            f"subclass resnet_lightning.models.ResidualBlock (forward drops the branch) or apply "
+            f"resnet_lightning.models.DropPath(drop_path_rate) to branch(x) in forward",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _check_zero_init_last(cls: type, name: str, in_channels: int, out_channels: int, stride: int, block_kwargs: dict) -> None:

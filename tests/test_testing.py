@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import pytest
@@ -273,3 +274,17 @@ def test_a_block_without_the_structure_passes_with_a_warning_naming_it() -> None
 
     with pytest.warns(ResidualStructureWarning, match=re.escape(f"block '{__name__}._Branch' ({__name__}._Branch) does not define branch(x)")):
         check_block(_Branch)
+
+
+class IgnoresDropPath(BasicBlock):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, **kwargs: Any) -> None:
+        kwargs.pop("drop_path_rate", None)
+        super().__init__(in_channels, out_channels, stride, **kwargs)
+
+
+def test_a_residual_block_ignoring_drop_path_rate_gets_a_warning() -> None:
+    with pytest.warns(UserWarning, match=re.escape(f"block '{__name__}.IgnoresDropPath' ignores drop_path_rate")):
+        check_block(IgnoresDropPath)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_block("basic")  # applies it: no warning
