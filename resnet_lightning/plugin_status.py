@@ -194,10 +194,10 @@ def _check_isolated(specs: list[PluginSpec], timeout: float, check: bool, jobs: 
                     child.process.join(5)
                     running.remove(child)
                     continue
-                message = f"error: {_exit_reason(child.process.exitcode)} while loading"
+                message = f"error: {_exit_reason(child.process.exitcode)} while {child.phase}"
             elif time.monotonic() >= child.deadline(timeout):
                 child.process.kill()
-                message = f"error: timed out after {timeout:g} s while loading"
+                message = f"error: timed out after {timeout:g} s while {child.phase}"
             if message is not None:
                 child.process.join()
                 running.remove(child)
@@ -235,6 +235,7 @@ class _Child:
         self.process.start()
         child_conn.close()
         self.position = 0  # index into self.indices of the plugin being checked
+        self.phase = "loading"  # then "being checked" (built and run), once its import returned
         self.started = time.monotonic()
 
     def drain(self, results: list[str | None]) -> None:
@@ -246,7 +247,9 @@ class _Child:
             except (EOFError, OSError):
                 return
             if position == "start":
-                self.position, self.started = status, time.monotonic()
+                self.position, self.started, self.phase = status, time.monotonic(), "loading"
+            elif position == "loaded":
+                self.phase = "being checked"
             else:
                 results[self.indices[position]] = status
                 self.position = position + 1
@@ -273,11 +276,11 @@ def _worker(specs: list[PluginSpec], check: bool, conn: Any) -> None:
     torch.set_num_threads(1)  # tiny tensors; the other children share the cores
     for position, spec in enumerate(specs):
         conn.send(("start", position))
-        conn.send((position, _status(spec, check)))
+        conn.send((position, _status(spec, check, loaded=lambda: conn.send(("loaded", position)))))
     conn.close()
 
 
-def _status(spec: PluginSpec, check: bool) -> str:
+def _status(spec: PluginSpec, check: bool, loaded: Any = None) -> str:
     # By "distribution:name", so a name registered twice still loads each provider's own.
     name = spec.name if spec.distribution == _IN_PROCESS else spec.qualified_name
     load = get_block if spec.kind == "block" else get_architecture
@@ -290,6 +293,8 @@ def _status(spec: PluginSpec, check: bool) -> str:
         if isinstance(cause, SystemExit):
             return f"error: exited {cause.code} while loading (sys.exit({cause.code!r}) in {spec.target.partition(':')[0]})"
         return f"error: {type(cause).__name__}: {cause}"
+    if loaded is not None:
+        loaded()
     from torch import nn
 
     what = f"{type(obj).__name__} {getattr(obj, '__name__', None) or repr(obj)}"  # "function net", "int 3"

@@ -194,14 +194,15 @@ def test_exiting_hanging_dict_returning_and_wrong_shape_plugins_are_reported_and
     assert rows["rl_exits"] == "error: exited 3 while loading (sys.exit(3) in rl_test_misbehaving.exits)"
     assert rows["rl_hangs"] == "error: timed out after 6 s while loading"
     assert rows["rl_returns_dict"] == "error: returns dict, not nn.Module"
+    assert rows["rl_builds_forever"] == "error: timed out after 6 s while being checked"
     assert rows["rl_wrong_shape"].startswith(
         "error: breaks the block contract: block 'WrongShapeBlock' breaks the block contract: with in_channels=16, "
         "out_channels=32, stride=2 it must map [2, 16, 7, 7] to [2, 32, 4, 4]"
     ), rows["rl_wrong_shape"]
     # The others, of the same distribution and the core, are all listed and fine.
     assert rows["rl_fine"] == "ok" and rows["basic"] == "ok" and rows["resnet152"] == "ok"
-    assert len(rows) == 5 + sum(1 for s in plugin_statuses() if s.distribution == "resnet-lightning")
-    assert done.stdout.rstrip().endswith(f"4 of {len(rows)} failed")
+    assert len(rows) == 6 + sum(1 for s in plugin_statuses() if s.distribution == "resnet-lightning")
+    assert done.stdout.rstrip().endswith(f"5 of {len(rows)} failed")
     assert seconds < 6 + 40, seconds  # one time limit, not a hang
 
 
