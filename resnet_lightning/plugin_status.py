@@ -304,7 +304,7 @@ def _status(spec: PluginSpec, check: bool, loaded: Any = None) -> str:
         return f"error: {spec.target} is {what}, not a callable"
     if check:
         return _full_check(spec, name)
-    return _block_status(obj) if spec.kind == "block" else _architecture_status(obj)
+    return _block_status(obj, spec.name) if spec.kind == "block" else _architecture_status(obj)
 
 
 def _full_check(spec: PluginSpec, name: str) -> str:
@@ -344,7 +344,7 @@ def _no_initialisation() -> Any:
             setattr(init, n, function)
 
 
-def _block_status(cls: type) -> str:
+def _block_status(cls: type, name: str) -> str:
     """Build the block for two shapes a network gives it and run it, as ResNet does when it builds one."""
     from torch import nn
 
@@ -358,9 +358,9 @@ def _block_status(cls: type) -> str:
         options = dict(norm_layer=nn.BatchNorm2d, drop_path_rate=0.0, shortcut="B")
         try:
             block = cls(in_channels, out_channels, stride, **options)
-            _check_block(block, cls.__name__, in_channels, out_channels, stride)
+            _check_block(block, name, in_channels, out_channels, stride)
         except BlockContractError as exc:
-            return f"error: breaks the block contract: {exc}"
+            return f"error: {exc}"  # "block 'name' breaks the block contract: ..." or "... failed on an input ..."
         except Exception as exc:
             return (
                 f"error: breaks the block contract: {cls.__name__}({in_channels}, {out_channels}, stride={stride}, "
@@ -381,7 +381,7 @@ def _architecture_status(builder: Any) -> str:
         with _no_initialisation():
             model = builder(num_classes=num_classes, in_channels=3)
     except BlockContractError as exc:
-        return f"error: breaks the block contract: {exc}"
+        return f"error: {exc}"
     except Exception as exc:
         return f"error: fails to build with num_classes=3, in_channels=3: {type(exc).__name__}: {exc}"
     if not isinstance(model, nn.Module):

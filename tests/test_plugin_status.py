@@ -116,7 +116,7 @@ def test_in_process_registrations_are_listed() -> None:
     status = statuses[("block", "status_test_block", "<registered in process>")]
     assert status.ok and status.target == "resnet_lightning.models.blocks:BasicBlock"
     assert statuses[("block", "status_test_identity", "<registered in process>")].status.startswith(
-        "error: breaks the block contract: block 'Identity' breaks the block contract: with in_channels=16, out_channels=32"
+        "error: block 'status_test_identity' breaks the block contract: with in_channels=16, out_channels=32"
     )
 
 
@@ -149,7 +149,7 @@ def test_main_prints_the_table_and_fails_on_a_broken_plugin(use_plugins, capsys)
     assert main(["--kind", "block"]) == 1
     rows = _rows(capsys.readouterr().out)  # the broken import, and the block that ignores its stride
     assert rows["rl_test_broken"].startswith("error: RuntimeError") and rows["rl_test_block"] == NO_STRUCTURE
-    assert rows["rl_test_ignores_stride"].startswith("error: breaks the block contract: ")
+    assert rows["rl_test_ignores_stride"].startswith("error: block 'rl_test_ignores_stride' breaks the block contract: ")
 
 
 def test_the_cli_plugins_command_prints_the_table(capsys) -> None:
@@ -196,7 +196,7 @@ def test_exiting_hanging_dict_returning_and_wrong_shape_plugins_are_reported_and
     assert rows["rl_returns_dict"] == "error: returns dict, not nn.Module"
     assert rows["rl_builds_forever"] == "error: timed out after 6 s while being checked"
     assert rows["rl_wrong_shape"].startswith(
-        "error: breaks the block contract: block 'WrongShapeBlock' breaks the block contract: with in_channels=16, "
+        "error: block 'rl_wrong_shape' breaks the block contract: with in_channels=16, "
         "out_channels=32, stride=2 it must map [2, 16, 7, 7] to [2, 32, 4, 4]"
     ), rows["rl_wrong_shape"]
     # The others, of the same distribution and the core, are all listed and fine.
