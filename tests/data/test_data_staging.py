@@ -10,6 +10,7 @@ from jsonargparse import ArgumentParser
 
 import resnet_lightning.data as data
 from resnet_lightning.data import DataConfigError, DataError, MNISTDataModule
+from resnet_lightning.data.digit_images import make_digits
 from resnet_lightning.data.staging import stage_into_place
 from tests.fixtures_data import write_mnist_idx
 
@@ -119,14 +120,22 @@ def test_val_size_larger_than_the_training_file(tmp_path: Path) -> None:
         MNISTDataModule(data_dir=str(tmp_path)).setup()  # the default, with only 1,500 images
 
 
-@pytest.mark.parametrize("name", [n for n in data.__all__ if n.endswith("DataModule") and "Base" not in n and "Array" not in n])
-def test_every_datamodule_is_configurable_from_the_command_line(name: str) -> None:
+# The bases (BaseDataModule, ArrayDataModule, ImageFilesDataModule) are for subclassing, not for --data.
+CONCRETE_DATAMODULES = [n for n in data.__all__ if n.endswith("DataModule") and not n.startswith(("Base", "Array", "ImageFiles"))]
+
+
+@pytest.mark.parametrize("name", CONCRETE_DATAMODULES)
+def test_every_datamodule_is_configurable_from_the_command_line(name: str, tmp_path: Path) -> None:
     # LightningCLI builds --data.* from the typed signature and the Google docstring.
     parser = ArgumentParser()
     parser.add_class_arguments(getattr(data, name), "data")
     help_text = parser.format_help()
     assert "--data.batch_size" in help_text and "Samples per batch, per device" in help_text
-    dm = parser.instantiate(parser.parse_args(["--data.batch_size", "7"])).data
+    args = ["--data.batch_size", "7"]
+    if name == "ImageFolderDataModule":  # it counts its classes from the folder when built
+        make_digits(tmp_path / "images", per_class=10)
+        args += ["--data.data_dir", str(tmp_path / "images" / "labelled")]
+    dm = parser.instantiate(parser.parse_args(args)).data
     assert dm.batch_size == 7 and isinstance(dm.num_classes, int) and isinstance(dm.in_channels, int)
 
 
