@@ -80,10 +80,30 @@ class ResNetLightningCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         try:
+            self._default_data_to_the_chosen_class(parser, args)
             super().parse_arguments(parser, args)
         except (ArgumentError, UnicodeDecodeError) as exc:  # exit_on_error=False: the errors come here
             argv = [str(arg) for arg in (sys.argv[1:] if args is None else args)] if not isinstance(args, dict) else []
             raise parse_error(exc, argv, self._subcommand_parsers) from exc
+
+    def _default_data_to_the_chosen_class(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        # jsonargparse carries the default DataModule's values over to the class the user
+        # names when their keys match (jsonargparse#460): `--data CIFAR10DataModule` got
+        # Digits' batch_size 64 and num_workers 0 instead of CIFAR's own 128 and 4. A first
+        # parse (without --print_config, which would print and exit) finds the chosen class;
+        # with it as the default, the real parse starts from that class's own defaults.
+        if isinstance(args, dict):
+            return
+        argv = [str(arg) for arg in (sys.argv[1:] if args is None else args)]
+        subcommand = argv[0] if argv and argv[0] in self._subcommand_parsers else None
+        sub_parser = self._subcommand_parsers[subcommand] if subcommand else parser
+        default = sub_parser.get_defaults().get("data")
+        if default is None:
+            return
+        config = parser.parse_args([arg for arg in argv if not arg.startswith("--print_config")])
+        chosen = (config[subcommand] if subcommand else config).get("data")
+        if chosen is not None and chosen.class_path != default.class_path:
+            sub_parser.set_defaults({"data": {"class_path": chosen.class_path}})
 
     def after_instantiate_classes(self) -> None:
         # The configuration was good: what was said while checking it is worth reading.

@@ -61,6 +61,22 @@ def test_print_config_shows_the_composed_config(capsys) -> None:
     assert "milestones" in printed and "DigitsDataModule" in printed
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--data", "CIFAR10DataModule"], "batch_size: 128\n    num_workers: 4\n"),  # CIFAR's own, not Digits'
+        (["--data", "CIFAR10DataModule", "--data.batch_size", "32"], "batch_size: 32\n    num_workers: 4\n"),
+        ([], "batch_size: 64\n    num_workers: 0\n"),  # the default DataModule keeps its own
+    ],
+)
+def test_a_named_datamodule_starts_from_its_own_defaults(capsys, args, expected) -> None:
+    # jsonargparse#460 carried the default DataModule's values over to the named one.
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", *args, "--print_config"])
+    assert exit_info.value.code == 0
+    assert expected in capsys.readouterr().out
+
+
 def test_every_config_parses(tmp_path) -> None:
     data = sorted((ROOT / "configs" / "data").glob("*.yaml"))
     models = sorted((ROOT / "configs" / "model").glob("*.yaml"))
