@@ -19,7 +19,9 @@ and of other hosts, are never touched that way.
 from __future__ import annotations
 
 import os
+import random
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -87,9 +89,7 @@ def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
             heartbeat_stale_trial_callback=_retry_once(),
         )
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(address, engine_kwargs=engine_kwargs, **options)
+        return _rdb_storage(address, engine_kwargs, options)
     except ImportError:  # Optuna re-raises the driver's ModuleNotFoundError as an ImportError of its own
         driver = DRIVERS.get(scheme, "the SQLAlchemy driver named in the URL (DIALECT+DRIVER://...)")
         raise StorageError(f"--storage {shown(address)}: the database driver for {scheme} is not installed; pip install {driver}") from None
@@ -99,6 +99,23 @@ def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
             f"cannot open storage {shown(address)}: {first}; check that the server runs and that the URL "
             "(e.g. postgresql://USER:PASSWORD@HOST:5432/DB) is right"
         ) from None
+
+
+def _rdb_storage(address: str, engine_kwargs: dict, options: dict) -> RDBStorage:
+    """RDBStorage, retried when workers starting together on a fresh database race to create its tables."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    def connect() -> RDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(address, engine_kwargs=engine_kwargs, **options)
+
+    for _ in range(4):
+        try:
+            return connect()
+        except (IntegrityError, ProgrammingError):  # "duplicate key" / "already exists": another worker won the race
+            time.sleep(0.5 + random.random())
+    return connect()
 
 
 def _retry_once() -> RetryHeartbeatStaleTrialCallback:

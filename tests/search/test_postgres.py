@@ -39,6 +39,7 @@ def _free_port() -> int:
 @pytest.fixture
 def postgres() -> Iterator[str]:
     """A running server's URL (database ``optuna``), stopped and deleted afterwards."""
+    pytest.importorskip("psycopg", reason="PostgreSQL's Python driver psycopg is not installed (pip install -e '.[test]')")
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL's initdb/pg_ctl are not installed (Debian: apt-get install postgresql; .ci/run tries)")
@@ -51,6 +52,9 @@ def postgres() -> Iterator[str]:
         except KeyError:
             shutil.rmtree(root)
             pytest.skip("running as root and there is no 'postgres' user to run the PostgreSQL server as")
+        if shutil.which("runuser") is None:
+            shutil.rmtree(root)
+            pytest.skip("running as root without runuser to start PostgreSQL as the 'postgres' user")
         as_user = ["runuser", "-u", "postgres", "--"]
         os.chown(root, user.pw_uid, user.pw_gid)
     data, port = root / "data", _free_port()
