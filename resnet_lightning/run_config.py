@@ -71,7 +71,8 @@ def _use_logger_dir(config: Namespace, save_dir: Path, name: str, version: str |
             init_args=Namespace(save_dir=str(save_dir), name=name, version=version),
         )
     for args in _wandb_logger_args(config):
-        if args.get("save_dir") is None and args.get("dir") is None:
+        # "." is WandbLogger's own default, which the parser fills in: not a choice the user made.
+        if args.get("save_dir") in (None, ".") and args.get("dir") is None:
             args["save_dir"] = str(save_dir if version is None else save_dir / name / version)
 
 

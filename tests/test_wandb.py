@@ -87,6 +87,13 @@ def offline_runs(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "resumed_id": resumed.trainer.logger.version, "tested_id": tested.trainer.logger.version}
 
 
+def test_wandb_files_and_the_config_live_in_the_run_directories(offline_runs) -> None:
+    root = offline_runs["root"]  # also the working directory of the fits
+    assert not (root / "wandb").exists() and not (root / "config.yaml").exists()
+    run = Path(offline_runs["last"]).parent.parent
+    assert (run / "config.yaml").is_file() and list((run / "wandb").glob("offline-run-*"))
+
+
 def test_flatten_config_gives_dotted_keys() -> None:
     nested = {"model": {"arch": "r20", "arch_kwargs": {}}, "trainer": {"callbacks": [{"class_path": "X"}]},
               "lr": {"milestones": [1, 2]}}
