@@ -18,19 +18,10 @@ from resnet_lightning.cli import cli_main
 from resnet_lightning.data import DigitsDataModule
 from resnet_lightning.data.augment import BatchMix
 from resnet_lightning.module import ResNetClassifier
+from tests.fixtures_cli import DIGITS, ROOT, RUN_NAME, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
-DIGITS = str(ROOT / "configs" / "digits.yaml")
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false", "--trainer.logger", "false"]
 TINY = ["--config", DIGITS, "--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth: 8}", *QUIET]
-RUN_NAME = "digits-cifar_resnet-d8"
-
-
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "resnet_lightning", *args],
-        cwd=cwd, env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=300,
-    )
 
 
 def _start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -7,7 +7,6 @@ Every test drives the real `resnet-lightning` command in a fresh process (or
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,19 +17,10 @@ import torch
 
 from resnet_lightning import runs
 from resnet_lightning.cli import cli_main
+from tests.fixtures_cli import DIGITS, RUN_NAME, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
-DIGITS = str(ROOT / "configs" / "digits.yaml")
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
 TINY = ["--config", DIGITS, "--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth: 8}", *QUIET]
-RUN_NAME = "digits-cifar_resnet-d8"
-
-
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "resnet_lightning", *args],
-        cwd=cwd, env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=300,
-    )
 
 
 def load(path: Path) -> dict:
