@@ -95,6 +95,8 @@ class ResNetLightningCLI(LightningCLI):
         if isinstance(args, dict):
             return
         argv = [str(arg) for arg in (sys.argv[1:] if args is None else args)]
+        if not any(arg.startswith(("--data", "--config")) for arg in argv):
+            return  # only those can choose another DataModule: spare the extra parse
         subcommand = argv[0] if argv and argv[0] in self._subcommand_parsers else None
         sub_parser = self._subcommand_parsers[subcommand] if subcommand else parser
         default = sub_parser.get_defaults().get("data")
