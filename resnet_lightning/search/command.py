@@ -16,20 +16,50 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from . import config as config_module
 from . import storage as storage_module
 from .algorithms import make_pruner, make_sampler
-from .config import SearchConfig, load_search_config
+from .config import (
+    SearchConfig,
+    load_search_config,
+    positive_seconds,
+    positive_trials,
+    sampler_seed,
+)
 from .fit_args import check_search
 from .outputs import summary_table, write_outputs
 from .space import SearchConfigError
-from .storage import fail_orphaned_trials, open_storage, shown, storage_address
+from .storage import (
+    JOURNAL_FILE,
+    counted_trials,
+    fail_orphaned_trials,
+    open_storage,
+    shown,
+    storage_address,
+)
 from .trial import PROCESSES, TrialFailed, TrialRunner, default_process
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+def _option(check, flag: str, convert):
+    """An argparse ``type`` that converts, then checks with ``check`` (a config-file check), as one usage error."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = text  # the check refuses it with the message that says what is expected
+        try:
+            return check(value, flag)
+        except SearchConfigError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{flag} ")) from None
+    return parse
+
+
+def _name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty study name; give a name, e.g. --study digits-blocks (or leave it out)")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,14 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
         + "\nStorage:\n" + storage_module.__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument("--config", required=True, type=Path, metavar="SEARCH.yaml", help="the search file (keys below)")
-    parser.add_argument("--study", help="study name (default: the file's study:, else its name)")
+    parser.add_argument("--study", type=_name, help="study name (default: the file's study:, else its name)")
     parser.add_argument("--storage", metavar="URL", help="postgresql://, mysql:// or sqlite:/// URL, or a journal file path "
                         "(default: OUTPUT/study.journal)")
-    parser.add_argument("--n_trials", type=int, help="stop when the study holds this many finished trials, counting every "
+    parser.add_argument("--n_trials", type=_option(positive_trials, "--n_trials", int), metavar="N", help="stop when the study holds this many finished trials, counting every "
                         "worker's and earlier runs' (default: the file's n_trials:)")
-    parser.add_argument("--timeout", type=float, metavar="S", help="stop starting trials after S seconds (default: the file's timeout:)")
+    parser.add_argument("--timeout", type=_option(positive_seconds, "--timeout", float), metavar="S", help="stop starting trials after S seconds (default: the file's timeout:)")
     parser.add_argument("--output", type=Path, metavar="DIR", help="outputs, trial runs and logs (default: search/STUDY)")
-    parser.add_argument("--seed", type=int, help="the sampler's seed (default: the file's sampler: seed); give each worker "
+    parser.add_argument("--seed", type=_option(sampler_seed, "--seed", int), help="the sampler's seed (default: the file's sampler: seed); give each worker "
                         "its own (e.g. --seed $SLURM_ARRAY_TASK_ID): workers with one seed draw the same trials")
     parser.add_argument("--trial_process", choices=PROCESSES, default=default_process(),
                         help="fork: the worker forks per trial (no start-up cost; Linux default); fresh: a new interpreter "
@@ -65,11 +95,14 @@ def main(argv: list[str] | None = None) -> int | None:
     search = load_search_config(args.config)
     name = args.study or search.study
     output = args.output or Path("search") / name
+    if output.exists() and not output.is_dir():
+        raise SearchConfigError(f"--output {output} is a file; the search writes a directory of outputs there: pass a new "
+                                "or existing directory")
     address = storage_address(args.storage, output)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from _report instead
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if args.summary:
-        study = _load_existing(name, address)
+        study = _load_existing(name, address, args.storage)
         print(summary_table(study, search))
         _write(study, search, output)
         return None
@@ -87,19 +120,20 @@ def main(argv: list[str] | None = None) -> int | None:
             f"study {name!r} in {shown(address)} has directions {[d.name.lower() for d in study.directions]}, but {args.config} "
             f"asks for {search.directions}; pass another --study (or --output) for a new study"
         )
-    for number in fail_orphaned_trials(study):
-        print(f"search: trial {number} was left running by a killed worker on this host: FAIL, queued again", file=sys.stderr)
+    for number, queued in fail_orphaned_trials(study).items():
+        again = "queued again" if queued else "not queued again (it was itself a rerun of a trial whose worker died)"
+        print(f"search: trial {number} was left running by a killed worker on this host: FAIL, {again}", file=sys.stderr)
     others = {t.user_attrs.get("worker") for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     if others and search.sampler.get("seed") is not None:
         print(f"search: warning: worker(s) {', '.join(sorted(map(str, others)))} run this study too; with the same sampler seed "
               "they draw the same trials: give each worker its own --seed", file=sys.stderr)
     for params in search.enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
-    n_trials = args.n_trials or search.n_trials
-    timeout = args.timeout or search.timeout
+    n_trials = args.n_trials if args.n_trials is not None else search.n_trials
+    timeout = args.timeout if args.timeout is not None else search.timeout
     if n_trials is None and timeout is None and search.sampler["name"] != "grid":
         raise SearchConfigError("nothing says when to stop: pass --n_trials N or --timeout S (or n_trials: in the search file)")
-    finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    finished = len(counted_trials(study))
     print(f"search: study {name!r} in {shown(address)}: {finished} finished trial(s); outputs in {output}", file=sys.stderr)
     runner = TrialRunner(search, address, output, name, args.trial_process)
     callbacks = [_report(search)]
@@ -107,7 +141,7 @@ def main(argv: list[str] | None = None) -> int | None:
         if finished >= n_trials:
             print(f"search: the study already holds {finished} >= {n_trials} finished trials; raise --n_trials to run more",
                   file=sys.stderr)
-        callbacks.append(MaxTrialsCallback(n_trials, states=FINISHED))
+        callbacks.append(_stop_at(n_trials))
     try:
         if n_trials is None or finished < n_trials:
             study.optimize(runner, timeout=timeout, catch=(TrialFailed,), callbacks=callbacks)
@@ -119,7 +153,23 @@ def main(argv: list[str] | None = None) -> int | None:
     return None
 
 
-def _load_existing(name: str, address: str) -> optuna.Study:
+def _stop_at(n_trials: int):
+    """Stop the study once it holds ``n_trials`` counted trials (every worker's; see ``counted_trials``).
+
+    Optuna's ``MaxTrialsCallback`` counts a trial failed by a killed worker too, and
+    so ended the study before that trial's rerun ran.
+    """
+    def stop(study: optuna.Study, trial: FrozenTrial) -> None:
+        if len(counted_trials(study)) >= n_trials:
+            study.stop()
+
+    return stop
+
+
+def _load_existing(name: str, address: str, given: str | None) -> optuna.Study:
+    if "://" not in address and not Path(address).is_file():  # a summary creates no journal
+        where = f"--storage {given}" if given else f"{Path(address).parent} (no {JOURNAL_FILE} there)"
+        raise SearchConfigError(f"no study {name!r} in {where}; pass the --study, --output or --storage the search ran with")
     storage = open_storage(address)
     names = optuna.get_all_study_names(storage)
     if name not in names:

@@ -21,6 +21,7 @@ A whole file (``resnet-lightning search --help`` repeats this)::
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,16 @@ def load_search_config(path: str | Path) -> SearchConfig:
         SearchConfigError: A key or value that cannot be used; the message names it and the fix.
     """
     path = Path(path)
+    if path.is_dir():
+        raise SearchConfigError(f"search file {path} is a directory; pass --config SEARCH.yaml (examples: configs/search/)")
     if not path.is_file():
         raise FileNotFoundError(f"search file {path} does not exist; pass --config SEARCH.yaml (examples: configs/search/)")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as err:
+        raise SearchConfigError(f"cannot read search file {path}: {err.strerror or err}; check its permissions") from None
+    except UnicodeDecodeError:
+        raise SearchConfigError(f"search file {path} is not text (not UTF-8); pass a YAML file like configs/search/digits.yaml") from None
     except yaml.YAMLError as err:
         raise SearchConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(raw, dict):
@@ -109,13 +116,19 @@ def load_search_config(path: str | Path) -> SearchConfig:
         unknown = sorted(set(params) - set(space))
         if unknown:
             raise SearchConfigError(f"enqueue: {unknown[0]!r} is not a key of space: ({', '.join(space)})")
-    for key in ("n_trials", "timeout"):
-        value = raw.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise SearchConfigError(f"{key}: {value!r} is not a positive number")
+    if raw.get("n_trials") is not None:
+        positive_trials(raw["n_trials"], f"{path}: n_trials:")
+    if raw.get("timeout") is not None:
+        positive_seconds(raw["timeout"], f"{path}: timeout:")
+    seed = sampler.get("seed")
+    if seed is not None:
+        sampler_seed(seed, f"{path}: sampler: seed:")
+    study = raw.get("study")
+    if study is not None and (not isinstance(study, (str, int)) or isinstance(study, bool) or not str(study).strip()):
+        raise SearchConfigError(f"{path}: study: {study!r} is not a name; e.g. study: digits-blocks (or leave it out)")
     return SearchConfig(
         path=path,
-        study=str(raw.get("study") or path.stem),
+        study=str(study) if study is not None else path.stem,
         configs=_config_files(raw.get("configs"), path),
         space=space,
         objectives=objectives,
@@ -126,6 +139,39 @@ def load_search_config(path: str | Path) -> SearchConfig:
         timeout=raw.get("timeout"),
         enqueue=enqueue,
     )
+
+
+def positive_trials(value: Any, what: str) -> int:
+    """``value`` as a number of trials (an integer >= 1).
+
+    Raises:
+        SearchConfigError: Naming ``what``, the value and an example.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SearchConfigError(f"{what} {value!r} is not a number of trials; expected an integer >= 1, e.g. 40")
+    return value
+
+
+def positive_seconds(value: Any, what: str) -> float:
+    """``value`` as a time limit (a finite number of seconds > 0).
+
+    Raises:
+        SearchConfigError: Naming ``what``, the value and an example.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise SearchConfigError(f"{what} {value!r} is not a time limit; expected a number of seconds > 0, e.g. 3600")
+    return float(value)
+
+
+def sampler_seed(value: Any, what: str) -> int:
+    """``value`` as a sampler seed (what NumPy's generators take: an integer in [0, 2**32 - 1]).
+
+    Raises:
+        SearchConfigError: Naming ``what``, the value and an example.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise SearchConfigError(f"{what} {value!r} is not a seed; expected an integer from 0 to 4294967295, e.g. 0")
+    return value
 
 
 def _config_files(configs: Any, search_file: Path) -> list[Path]:

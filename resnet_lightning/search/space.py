@@ -16,10 +16,16 @@ arguments of an ordinary ``resnet-lightning fit``.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
 TYPES = ("categorical", "int", "float")
 FIELDS = {"categorical": {"type", "choices"}, "int": {"type", "low", "high", "step", "log"}, "float": {"type", "low", "high", "step", "log"}}
@@ -61,6 +67,9 @@ def distribution(key: str, spec: Any) -> BaseDistribution:
                 f"space.{key}: choice {bad[0]!r} is not a number, string, boolean or null (Optuna's categorical values); "
                 "search a nested option through its own dotted key instead"
             )
+        twice = [c for i, c in enumerate(choices) if choices.index(c) != i]
+        if twice:
+            raise SearchConfigError(f"space.{key}: choice {twice[0]!r} is given twice (or equals another choice); list each once")
         return CategoricalDistribution(choices)
     missing = [field for field in ("low", "high") if field not in spec]
     if missing:
@@ -68,14 +77,39 @@ def distribution(key: str, spec: Any) -> BaseDistribution:
     number = int if kind == "int" else (int, float)
     for field in ("low", "high", "step"):
         value = spec.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, number)):
-            raise SearchConfigError(f"space.{key}: {field}={value!r} is not {'an integer' if kind == 'int' else 'a number'}")
-    try:
-        if kind == "int":
-            return IntDistribution(spec["low"], spec["high"], log=bool(spec.get("log", False)), step=spec.get("step") or 1)
-        return FloatDistribution(float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False)), step=spec.get("step"))
-    except ValueError as err:  # Optuna's own check: low <= high, log needs low > 0, not both step and log
-        raise SearchConfigError(f"space.{key}: {err}") from None
+        if (value is not None or field != "step") and (isinstance(value, bool) or not isinstance(value, number) or not math.isfinite(value)):
+            raise SearchConfigError(
+                f"space.{key}: {field}={value!r} is not {'an integer' if kind == 'int' else 'a finite number'}; {EXAMPLE}"
+            )
+    low, high, step, log = spec["low"], spec["high"], spec.get("step"), spec.get("log", False)
+    if not isinstance(log, bool):
+        raise SearchConfigError(f"space.{key}: log={log!r} is not true or false")
+    if low > high:
+        raise SearchConfigError(f"space.{key}: low={low} is above high={high}; swap them")
+    if step is not None and step <= 0:
+        raise SearchConfigError(f"space.{key}: step={step} is not positive; give a step > 0, or leave it out for any value")
+    if log and low <= 0:
+        raise SearchConfigError(f"space.{key}: log: true needs low > 0 (got low={low}); raise low or set log: false")
+    if log and step is not None:
+        raise SearchConfigError(f"space.{key}: step and log: true cannot be combined (Optuna's rule); drop one of them")
+    if step is not None and not _on_grid(low, high, step):
+        raise SearchConfigError(
+            f"space.{key}: high={high} is not low={low} plus a whole number of steps of {step}; "
+            f"e.g. high: {_last_step(low, high, step)}"
+        )
+    if kind == "int":
+        return IntDistribution(low, high, log=log, step=1 if step is None else step)
+    return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
+
+
+def _on_grid(low: float, high: float, step: float) -> bool:
+    n = (high - low) / step
+    return abs(n - round(n)) <= 1e-8 * max(1.0, abs(n))
+
+
+def _last_step(low: float, high: float, step: float) -> float:
+    value = low + math.floor((high - low) / step + 1e-8) * step
+    return value if isinstance(low, int) and isinstance(step, int) else round(value, 12)
 
 
 def parse_space(space: Any) -> dict[str, BaseDistribution]:

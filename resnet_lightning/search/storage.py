@@ -26,12 +26,14 @@ import warnings
 from pathlib import Path
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 JOURNAL_FILE = "study.journal"
 WORKER_ATTR = "worker"  # "host:pid" of the search process that runs the trial
+INTERRUPTED_ATTR = "interrupted"  # set on a trial failed because its worker died: it did not run to an outcome
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
 # The drivers SQLAlchemy 2.1 uses for plain postgresql:// and mysql:// URLs.
@@ -79,6 +81,7 @@ def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as err:
             raise StorageError(f"cannot open journal file {path}: {err.strerror or err}; pick a writable --output or --storage") from None
+    _check_url(address)
     scheme = address.split("://", 1)[0].split("+", 1)[0]
     engine_kwargs = {"connect_args": {"connect_timeout": 10}} if scheme in ("postgresql", "mysql") else {}
     options = {}
@@ -86,7 +89,7 @@ def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
         options = dict(
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=_retry_once(),
+            heartbeat_stale_trial_callback=retry_once,
         )
     try:
         return _rdb_storage(address, engine_kwargs, options)
@@ -99,6 +102,27 @@ def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
             f"cannot open storage {shown(address)}: {first}; check that the server runs and that the URL "
             "(e.g. postgresql://USER:PASSWORD@HOST:5432/DB) is right"
         ) from None
+
+
+def _check_url(address: str) -> None:
+    """Refuse a URL that is no database, or a database the trials' own processes cannot reach, before connecting."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    example = "e.g. postgresql://USER:PASSWORD@HOST:5432/DB, sqlite:///study.db, or a journal file path"
+    try:
+        url = make_url(address)
+    except (ArgumentError, ValueError) as err:
+        raise StorageError(f"--storage {address}: not a database URL ({' '.join(str(err).split())}); {example}") from None
+    try:
+        url.get_dialect()
+    except NoSuchModuleError:
+        raise StorageError(f"--storage {shown(address)}: unknown database kind {url.drivername!r}; {example}") from None
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        raise StorageError(
+            f"--storage {shown(address)} is a database in one process's memory, and every trial runs in a process of its "
+            "own; give it a file: sqlite:///study.db (or leave --storage out for the default journal file)"
+        )
 
 
 def _rdb_storage(address: str, engine_kwargs: dict, options: dict) -> RDBStorage:
@@ -118,10 +142,41 @@ def _rdb_storage(address: str, engine_kwargs: dict, options: dict) -> RDBStorage
     return connect()
 
 
-def _retry_once() -> RetryHeartbeatStaleTrialCallback:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=1)
+def retry_once(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a trial whose worker died again, once, with the same parameters.
+
+    Optuna's ``RetryHeartbeatStaleTrialCallback(max_retry=1)`` does the same but
+    copies the dead trial's user attributes into the new one (its ``fail_reason``,
+    a ``pruned_at_epoch`` that would prune the rerun at once); the rerun starts clean
+    here, with Optuna's ``failed_trial`` / ``retry_history`` system attributes.
+    Used as the RDB heartbeat's stale-trial callback and by :func:`fail_orphaned_trials`.
+    """
+    history = list(trial.system_attrs.get("retry_history", []))
+    if history:  # a retry that died too: not again (a trial that kills its worker would loop)
+        return
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            system_attrs={"failed_trial": trial.number, "retry_history": [trial.number]},
+        )
+    )
+
+
+def counted_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials that count towards ``n_trials``: finished ones that ran to their outcome.
+
+    A trial failed because its worker died (:data:`INTERRUPTED_ATTR`, or queued again
+    by the heartbeat) did not: it is not counted, so its rerun, or another trial, runs
+    in its place.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("retry_history", [None])[-1] for t in trials if t.system_attrs.get("retry_history")}
+    return [
+        t for t in trials
+        if t.state in FINISHED and not (t.state == TrialState.FAIL and (t.user_attrs.get(INTERRUPTED_ATTR) or t.number in retried))
+    ]
 
 
 def this_worker() -> str:
@@ -139,27 +194,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def fail_orphaned_trials(study: optuna.Study) -> list[int]:
+def fail_orphaned_trials(study: optuna.Study) -> dict[int, bool]:
     """Mark FAIL the RUNNING trials whose worker was a process on this host that no longer exists.
 
-    Each is queued again once, with the same parameters (Optuna's
-    ``RetryHeartbeatStaleTrialCallback``), so a rerun of a killed search redoes it.
+    Each is queued again once, with the same parameters (:func:`retry_once`), so a
+    rerun of a killed search redoes it; none of them counts towards ``n_trials``
+    (:func:`counted_trials`).
 
     Returns:
-        The numbers of the trials marked FAIL.
+        ``{number: queued again}`` for each trial marked FAIL.
     """
     host = socket.gethostname()
-    failed = []
-    retry = _retry_once()
+    failed = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
         worker_host, _, pid = worker.rpartition(":")
         if worker_host != host or not pid.isdigit() or _alive(int(pid)):
             continue
         study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"its worker {worker} stopped while it ran (killed?)")
+        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED_ATTR, True)
         study.tell(trial.number, state=TrialState.FAIL)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry(study, study.get_trials(deepcopy=False)[trial.number])
-        failed.append(trial.number)
+        before = len(study.get_trials(deepcopy=False))
+        retry_once(study, study._storage.get_trial(trial._trial_id))
+        failed[trial.number] = len(study.get_trials(deepcopy=False)) > before
     return failed

@@ -40,7 +40,7 @@ import optuna
 from .config import SearchConfig
 from .fit_args import fit_args
 from .objectives import MissingMetricError
-from .space import suggest
+from .space import SearchConfigError, suggest
 from .storage import WORKER_ATTR, this_worker
 
 PROCESSES = ("fork", "fresh")
@@ -52,6 +52,10 @@ _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt)|[\w.
 
 class TrialFailed(RuntimeError):
     """A trial's fit did not finish; the message is its one-line reason."""
+
+
+class MetricNotLoggedError(SearchConfigError):
+    """A finished trial's fit never logged an objective: no trial of the search can succeed, so it ends."""
 
 
 def default_process() -> str:
@@ -91,6 +95,7 @@ class TrialRunner:
         attrs = trial.study._storage.get_trial(trial._trial_id).user_attrs
         if code != 0:
             self._fail(trial, failure_reason(log, code))
+        self._check_metrics_logged(trial, attrs)
         if "pruned_at_epoch" in attrs:
             raise optuna.TrialPruned(f"pruned at epoch {attrs['pruned_at_epoch']}")
         try:
@@ -98,6 +103,26 @@ class TrialRunner:
         except MissingMetricError as err:
             self._fail(trial, str(err))
         return values[0] if len(values) == 1 else values
+
+    def _check_metrics_logged(self, trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+        """End the search when a fit that ran to its end never logged an objective (or the pruner's metric).
+
+        Every trial's fit logs the same metrics, so the first one that finishes
+        shows a misspelt objective; without this every trial would run and FAIL.
+        """
+        history = attrs.get("history", {})
+        watched = [(o.name, "objectives:") for o in self.search.objectives if o.is_metric]
+        if self.search.monitor:
+            watched.append((self.search.monitor, "pruner: monitor:"))
+        for name, where in watched:
+            if not any(v is not None for v in history.get(name, [])):
+                logged = ", ".join(attrs.get("logged_metrics", [])) or "nothing (it never finished a validation epoch)"
+                reason = (
+                    f"{name!r} ({where} in {self.search.path}) is not a metric the fit logs: trial {trial.number} logged "
+                    f"{logged}; name one of those, or macs, params, wall_time"
+                )
+                trial.set_user_attr("fail_reason", reason)
+                raise MetricNotLoggedError(reason)
 
     def _fail(self, trial: optuna.Trial, reason: str) -> None:
         trial.set_user_attr("fail_reason", reason)

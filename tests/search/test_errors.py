@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from optuna.trial import TrialState
 
 from resnet_lightning.cli import cli_main
 
-from .helpers import tiny_search
+from .helpers import GOOD, journal_study, start_search, tiny_search
 
 
-def search_error(capsys, *args: str) -> str:
+def search_error(capsys, *args: str, code: int = 1) -> str:
     with pytest.raises(SystemExit) as stop:
         cli_main(["search", *args])
-    assert stop.value.code == 1
+    assert stop.value.code == code
     err = capsys.readouterr().err.strip()
     # "resnet-lightning search: error: ..." (or "resnet-lightning: error: search: ..."): one line, no traceback
     assert len(err.splitlines()) == 1 and err.startswith("resnet-lightning") and "error: " in err and "search" in err, err
@@ -38,6 +39,23 @@ SPACE = {"model.block": {"type": "categorical", "choices": ["basic", "plain"]}}
         ({"sampler": {"name": "tpe", "n_startup": 3}}, ["'n_startup'", "n_startup_trials"]),
         ({"pruner": "medain"}, ["'medain'", "did you mean 'median'"]),
         ({"objectives": {"val/acc": "maximize", "macs": "minimize"}}, ["pruner median", "2 objectives", "pruner: none"]),
+        # Distributions Optuna would refuse, or take as something else than written.
+        ({"space": {"model.arch_kwargs.depth": {"type": "int", "low": 8, "high": 56, "step": 0}}}, ["depth", "step=0", "step > 0"]),
+        ({"space": {"model.optimizer.init_args.lr": {"type": "float", "low": 0.1, "high": 0.3, "step": 0}}}, ["step=0", "step > 0"]),
+        ({"space": {"model.arch_kwargs.depth": {"type": "int", "low": 0, "high": 56, "log": True}}}, ["log: true needs low > 0", "low=0"]),
+        ({"space": {"model.optimizer.init_args.lr": {"type": "float", "low": 0.1, "high": 0.3, "log": "false"}}}, ["log='false'", "true or false"]),
+        ({"space": {"model.arch_kwargs.depth": {"type": "int", "low": 8, "high": 57, "step": 6}}}, ["high=57", "steps of 6", "high: 56"]),
+        ({"space": {"model.optimizer.init_args.lr": {"type": "float", "low": 0.1, "high": float("inf")}}}, ["high=inf", "finite"]),
+        ({"space": {"model.optimizer.init_args.lr": {"type": "float", "low": 0.1, "high": 0.5, "step": 0.1, "log": True}}}, ["step and log"]),
+        ({"space": {"model.block": {"type": "categorical", "choices": []}}}, ["model.block", "non-empty list"]),
+        ({"space": {"model.block": {"type": "categorical", "choices": ["basic", "plain", "basic"]}}}, ["'basic' is given twice"]),
+        ({"space": {"model.arch_kwargs.depth": {"type": "int", "low": None, "high": 20}}}, ["low=None", "an integer"]),
+        # Stop conditions, seed and name in the file are checked as the same options on the command line are.
+        ({"n_trials": 0}, ["n_trials: 0", "integer >= 1"]),
+        ({"n_trials": 2.5}, ["n_trials: 2.5", "integer >= 1"]),
+        ({"timeout": -5}, ["timeout: -5", "seconds > 0"]),
+        ({"sampler": {"name": "tpe", "seed": -3}}, ["seed: -3", "0 to 4294967295"]),
+        ({"study": ["a", "b"]}, ["study: ['a', 'b']", "is not a name"]),
     ],
 )
 def test_search_file_mistakes(tmp_path: Path, capsys, changes: dict, expected: list[str]) -> None:
@@ -65,3 +83,67 @@ def test_summary_of_a_study_that_does_not_exist(tmp_path: Path, capsys) -> None:
     search = tiny_search(tmp_path / "s.yaml")
     err = search_error(capsys, "--config", str(search), "--summary", "--output", str(tmp_path / "empty"))
     assert "no study 'tiny'" in err and "--output" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--n_trials", "0", "0 is not a number of trials; expected an integer >= 1"),
+        ("--n_trials", "-1", "-1 is not a number of trials"),
+        ("--n_trials", "2.5", "'2.5' is not a number of trials"),
+        ("--timeout", "-5", "-5.0 is not a time limit; expected a number of seconds > 0"),
+        ("--timeout", "nan", "nan is not a time limit"),
+        ("--seed", "-1", "-1 is not a seed; expected an integer from 0 to 4294967295"),
+        ("--study", "", "an empty study name"),
+    ],
+)
+def test_command_line_values_are_checked_before_anything_runs(tmp_path: Path, capsys, option: str, value: str, expected: str) -> None:
+    search = tiny_search(tmp_path / "s.yaml")
+    err = search_error(capsys, "--config", str(search), "--output", str(tmp_path / "out"), option, value, code=2)
+    assert f"argument {option}: {expected}" in err and "search --help" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_files_and_places_that_cannot_be_used(tmp_path: Path, capsys) -> None:
+    search = tiny_search(tmp_path / "s.yaml")
+    (tmp_path / "taken").write_text("a file")
+    err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--output", str(tmp_path / "taken"))
+    assert "--output" in err and "taken is a file" in err
+    (tmp_path / "binary.yaml").write_bytes(b"\xff\xfe\x00\x01")
+    assert "is not text" in search_error(capsys, "--config", str(tmp_path / "binary.yaml"))
+    assert "is a directory" in search_error(capsys, "--config", str(tmp_path))
+    (tmp_path / "list.yaml").write_text("- space\n")
+    assert "expected a mapping" in search_error(capsys, "--config", str(tmp_path / "list.yaml"))
+    # A summary of nothing reads; it creates no journal (nor its directory).
+    search_error(capsys, "--config", str(search), "--summary", "--output", str(tmp_path / "none"))
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize(
+    ("storage", "expected"),
+    [
+        ("sqlite://", "memory"),  # each trial's own process would see an empty database
+        ("sqlite:///:memory:", "memory"),
+        ("postgres://user:secret@localhost/optuna", "unknown database kind 'postgres'"),
+        ("mongodb://localhost/optuna", "unknown database kind 'mongodb'"),
+    ],
+)
+def test_storage_urls_that_cannot_hold_a_study(tmp_path: Path, capsys, storage: str, expected: str) -> None:
+    search = tiny_search(tmp_path / "s.yaml")
+    err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", storage, "--output", str(tmp_path / "o"))
+    assert expected in err and "sqlite:///" in err and "secret" not in err
+
+
+def test_an_objective_no_fit_logs_ends_the_search_after_the_first_trial(tmp_path: Path) -> None:
+    search = tiny_search(tmp_path / "s.yaml", objectives={"val/accuracy": "maximize"}, pruner="none", enqueue=[GOOD])
+    search.write_text(search.read_text().replace(
+        "trainer.max_epochs: 2", "trainer.max_epochs: 1\n  trainer.limit_train_batches: 3\n  trainer.limit_val_batches: 2"))
+    worker = start_search("--config", str(search), "--n_trials", "3", "--output", "out", cwd=tmp_path)
+    out, _ = worker.communicate(timeout=240)
+    assert worker.returncode == 1, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("resnet-lightning: error: search: 'val/accuracy' (objectives: in") and "val/acc," in last, out
+    assert "Traceback" not in out
+    study = journal_study(tmp_path / "out" / "study.journal")
+    assert [t.state for t in study.trials] == [TrialState.FAIL]  # one trial ran, not three
+    assert "'val/accuracy'" in study.trials[0].user_attrs["fail_reason"]

@@ -2,7 +2,8 @@
 
 The worker is killed in the middle of a trial's fit. Its fit notices that its
 worker is gone and stops itself (saving its state); the rerun marks the orphaned
-trial FAIL, queues its parameters again, and finishes the study.
+trial FAIL, queues its parameters again, runs that copy (the killed trial does
+not count towards ``--n_trials``) and finishes the study.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from pathlib import Path
 
 from optuna.trial import TrialState
+
+from resnet_lightning.search.storage import counted_trials
 
 from .helpers import GOOD, finish, journal_study, start_search, tiny_search
 
@@ -37,10 +40,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_kill_and_rerun_continues_the_same_study(tmp_path: Path) -> None:
-    # Four short epochs, so the kill lands in the middle of the first trial's fit.
+    # Four short epochs, so the kill lands in the middle of the first trial's fit. One trial in all: the
+    # killed trial must not count towards --n_trials, or the rerun would stop before its requeued copy ran.
     search = tiny_search(tmp_path / "tiny.yaml", enqueue=[GOOD], pruner="none")
-    search.write_text(search.read_text().replace("trainer.max_epochs: 2", "trainer.max_epochs: 4\n  trainer.limit_train_batches: 6"))
-    args = ["--config", str(search), "--n_trials", "2", "--output", "out"]
+    search.write_text(search.read_text().replace(
+        "trainer.max_epochs: 2", "trainer.max_epochs: 4\n  trainer.limit_train_batches: 6\n  trainer.limit_val_batches: 3"))
+    args = ["--config", str(search), "--n_trials", "1", "--output", "out"]
     worker = start_search(*args, cwd=tmp_path)
     journal = tmp_path / "out" / "study.journal"
 
@@ -60,10 +65,15 @@ def test_kill_and_rerun_continues_the_same_study(tmp_path: Path) -> None:
     assert killed.state == TrialState.RUNNING  # as the kill left it
 
     out = finish(start_search(*args, cwd=tmp_path))
-    assert "trial 0 was left running by a killed worker" in out
+    assert "trial 0 was left running by a killed worker on this host: FAIL, queued again" in out
+    assert "already holds" not in out
     study = journal_study(journal)
     assert study.trials[0].state == TrialState.FAIL and "stopped while it ran" in study.trials[0].user_attrs["fail_reason"]
-    retried = [t for t in study.trials[1:] if t.system_attrs.get("failed_trial") == 0]
-    assert retried and retried[0].params == killed.params and retried[0].state == TrialState.COMPLETE
-    finished = [t for t in study.trials if t.state.is_finished()]
-    assert len(finished) >= 2 and (tmp_path / "out" / "best.yaml").is_file()
+    (retried,) = [t for t in study.trials[1:] if t.system_attrs.get("failed_trial") == 0]
+    assert retried.params == killed.params and retried.state == TrialState.COMPLETE  # the requeued trial ran
+    assert retried.user_attrs["epochs"] == 4 and "fail_reason" not in retried.user_attrs  # a fresh run, not the dead one's
+    assert retried.user_attrs["run_dir"] != attrs["run_dir"]
+    assert [t.number for t in study.trials if t.state.is_finished()] == [0, retried.number]  # nothing else ran
+    assert (tmp_path / "out" / "best.yaml").is_file()
+
+    assert [t.number for t in counted_trials(study)] == [retried.number]
