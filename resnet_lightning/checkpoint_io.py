@@ -28,6 +28,8 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.plugins import TorchCheckpointIO
 from typing_extensions import override
 
+from .safe_load import SAFE_GLOBALS, FileLoadError, UnsafeFileError, safe_load
+
 # Temporary files are named ".<target>.partial-<pid>-<token>": hidden, plainly
 # unfinished, and carrying the pid of the process that writes them.
 _PARTIAL = re.compile(r"^\.(?P<target>.+)\.partial-(?P<pid>\d+)-(?P<token>[0-9a-f]+)$")
@@ -84,6 +86,25 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         finally:
             with _in_flight_lock:
                 _in_flight.discard(str(partial))
+
+
+    @override
+    def load_checkpoint(
+        self, path: str | os.PathLike, map_location: Any = lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        """Load a checkpoint weights-only, whatever ``weights_only`` Lightning passes.
+
+        A local file is checked first (:func:`read_checkpoint`: checksums, a Lightning
+        checkpoint, no code), then read whole; a remote one is read by Lightning's
+        loader with ``weights_only=True`` and the same allow-list.
+        """
+        del weights_only  # never False: a checkpoint is data (see resnet_lightning.safe_load)
+        fs, local_path = url_to_fs(os.fspath(path))
+        if isinstance(fs, LocalFileSystem):
+            read_checkpoint(local_path)
+            return safe_load(local_path, "checkpoint", mmap=False, map_location=map_location)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
 
 
 def _remove_stale_partials(directory: Path) -> None:
@@ -155,18 +176,43 @@ def _is_alive(pid: int) -> bool:
     return True
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, damaged, or not a Lightning checkpoint."""
+class CheckpointError(FileLoadError):
+    """A checkpoint file that is missing, damaged, not a Lightning checkpoint, or wanting to run code."""
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The Lightning checkpoint at ``path``, read safely (:func:`~resnet_lightning.safe_load.safe_load`).
+
+    The tensors are memory-mapped, not read: hyperparameters and callback state cost
+    milliseconds. The archive's checksums are checked and the pickle may hold tensors
+    and plain data only, so a hostile file is refused before anything of it runs.
+
+    Args:
+        path: A local checkpoint file.
+
+    Raises:
+        CheckpointError: ``path`` is missing, damaged, not a Lightning checkpoint, or wants to run code.
+    """
+    where = f"checkpoint '{os.fspath(path)}'"
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise CheckpointError(f"{where} is not a file; pass a .ckpt file")
+    try:
+        checkpoint = safe_load(path, "checkpoint")
+    except FileLoadError as error:
+        if not isinstance(error, UnsafeFileError) and os.path.isfile(path) and os.path.getsize(path) and not _is_zip(path):
+            raise CheckpointError(f"{where} is not a checkpoint written by torch.save (not a zip archive); pass a .ckpt file") from None
+        damaged = not isinstance(error, UnsafeFileError) and os.path.isfile(path)
+        raise CheckpointError(f"{error} (e.g. the run's best-*.ckpt)" if damaged else str(error)) from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{where} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt file saved by a fit")
+    return checkpoint
 
 
 def checkpoint_problem(path: str | os.PathLike) -> str | None:
-    """What is wrong with the checkpoint at ``path``, in one line; ``None`` if it is complete.
+    """What is wrong with the checkpoint at ``path``, in one line; ``None`` if it is sound.
 
-    The file is loaded memory-mapped, so the tensors are not read: a truncated file fails
-    at once, when its zip central directory (written last) is missing. Loading runs the
-    checkpoint's pickle (``weights_only=False``, as Lightning itself loads checkpoints with
-    hyperparameter objects), so pass only files you trust. Only local files are checked:
-    for a URL the answer is ``None`` and Lightning reports what it finds.
+    Only local files are checked: for a URL the answer is ``None``, and Lightning's load
+    (through :meth:`AtomicCheckpointIO.load_checkpoint`, weights only) reports what it finds.
 
     Args:
         path: The checkpoint file.
@@ -177,30 +223,10 @@ def checkpoint_problem(path: str | os.PathLike) -> str | None:
     fs, local_path = url_to_fs(os.fspath(path))
     if not isinstance(fs, LocalFileSystem):
         return None
-    where = f"checkpoint '{os.fspath(path)}'"
-    if not os.path.exists(local_path):
-        return f"{where} does not exist; check the path"
-    if not os.path.isfile(local_path):
-        return f"{where} is not a file; pass a .ckpt file"
-    damaged = (f"{where} is incomplete or corrupt (a save was interrupted, or the file was truncated): {{}}; "
-               "pass another checkpoint, e.g. the run's best-*.ckpt")
     try:
-        with open(local_path, "rb") as file:
-            head = file.read(len(_ZIP_MAGIC))
-    except OSError as error:
-        return f"{where} cannot be read: {_one_line(error)}"
-    if head != _ZIP_MAGIC:
-        if not head.strip(b"\0"):  # empty, or zeros (the size of a write the disk lost)
-            return damaged.format("it is empty or starts with zero bytes")
-        return f"{where} is not a checkpoint written by torch.save (not a zip archive); pass a .ckpt file"
-    try:
-        checkpoint = torch.load(local_path, map_location="cpu", weights_only=False, mmap=True)
-    except (ImportError, AttributeError) as error:  # pickle could not find a class the checkpoint names
-        return f"{where} refers to code that cannot be imported: {_one_line(error)}; install the package that saved it"
-    except Exception as error:  # noqa: BLE001 - any other failure to load means a damaged file
-        return damaged.format(_one_line(error))
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        return f"{where} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt file saved by a fit"
+        read_checkpoint(local_path if os.fspath(path).startswith("file:") else path)
+    except CheckpointError as error:
+        return str(error)
     return None
 
 
@@ -211,11 +237,19 @@ def require_complete_checkpoint(path: str | os.PathLike) -> None:
         path: The checkpoint file.
 
     Raises:
-        CheckpointError: ``path`` is missing, damaged, or not a Lightning checkpoint.
+        CheckpointError: ``path`` is missing, damaged, not a Lightning checkpoint, or wants to run code.
     """
     problem = checkpoint_problem(path)
     if problem is not None:
         raise CheckpointError(problem)
+
+
+def _is_zip(path: str | os.PathLike) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
+    except OSError:
+        return False
 
 
 def _one_line(error: BaseException) -> str:

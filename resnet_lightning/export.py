@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import runs
-from .checkpoint_io import require_complete_checkpoint
+from .checkpoint_io import read_checkpoint, require_complete_checkpoint
 
 FORMATS = ("onnx", "pt2")
 METADATA_FILE = "resnet_lightning.json"  # the .pt2 extra file holding the metadata
@@ -246,10 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     from .module import ResNetClassifier  # late: Lightning is slow to import and --help needs none of it
 
     ckpt = resolve_checkpoint(args.ckpt_path, args.run, Path(args.root).resolve())
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+    checkpoint = read_checkpoint(ckpt)
     metadata = checkpoint_metadata(checkpoint, ckpt)
     # weights=None: the checkpoint holds the trained weights; the ones the fit started from are not needed.
-    classifier = ResNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False, weights=None)
+    classifier = ResNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights=None)
     shape = _input_shape(metadata, args.input_size, classifier.hparams.in_channels)
     metadata["input_shape"] = shape
     output = Path(args.output) if args.output else default_output(ckpt, args.format)

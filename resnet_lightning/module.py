@@ -16,10 +16,12 @@ from typing_extensions import override
 
 from .callbacks.ema import EMA
 from .callbacks.finetune import BackboneFreeze
+from .checkpoint_io import read_checkpoint
 from .data.augment import BatchMix
 from .factory import create_model
 from .models.pretrained import WeightsError, check_weights, classifier_head, is_weights_file, load_pretrained, resolve_weights
 from .registry import get_architecture
+from .safe_load import SAFE_GLOBALS
 
 
 class NonFiniteLossError(RuntimeError):
@@ -168,6 +170,19 @@ class ResNetClassifier(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+
+    @classmethod
+    @override
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | os.PathLike[str], *args: Any, weights_only: bool | None = None, **kwargs: Any
+    ) -> ResNetClassifier:
+        """Lightning's ``load_from_checkpoint``, always weights only, after :func:`~resnet_lightning.checkpoint_io.read_checkpoint`'s
+        checks of a local file: a checkpoint never runs code, and a damaged one is refused with one line."""
+        del weights_only  # never False (see resnet_lightning.safe_load)
+        if isinstance(checkpoint_path, (str, os.PathLike)) and os.path.exists(checkpoint_path):
+            read_checkpoint(checkpoint_path)
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return super().load_from_checkpoint(checkpoint_path, *args, weights_only=True, **kwargs)
 
     @override
     def configure_model(self) -> None:

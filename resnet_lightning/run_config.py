@@ -22,12 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 from jsonargparse import Namespace
 from lightning.fabric.utilities.rank_zero import _get_rank
 
 from . import runs
-from .checkpoint_io import CheckpointError, require_complete_checkpoint
+from .checkpoint_io import CheckpointError, read_checkpoint, require_complete_checkpoint
 from .tracking.wandb_setup import _wandb_logger_args
 
 # Set by rank zero for the DDP worker processes it launches, which parse the same
@@ -175,7 +174,7 @@ def _pick_checkpoint(ckpt_dir: Path, which: str) -> Path:
 
 def _checkpoint_state(path: Path) -> dict[str, Any]:
     """The ModelCheckpoint callback's state saved in a checkpoint (read memory-mapped)."""
-    state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    state = read_checkpoint(path)
     return next(
         (s for k, s in state.get("callbacks", {}).items() if k.startswith("ModelCheckpoint") or k.startswith("RunCheckpoint")),
         {},
@@ -285,7 +284,7 @@ def reconcile_hyperparameters(
 
 def saved_hyperparameters(ckpt_path: str | os.PathLike[str]) -> dict[str, Any]:
     """The hyperparameters a checkpoint was trained with (read memory-mapped, without the weights)."""
-    return torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True).get("hyper_parameters", {})
+    return read_checkpoint(ckpt_path).get("hyper_parameters", {})
 
 
 def _refuse(ckpt_path: str | os.PathLike[str], differ: list[str]) -> None:

@@ -294,7 +294,7 @@ def test_checkpoint_problem_names_what_is_wrong(tmp_path: Path, lightning_checkp
     torch.save(torch.ones(3), tensor)
     empty = tmp_path / "empty.ckpt"
     empty.touch()
-    uninstalled = tmp_path / "uninstalled.ckpt"  # holds an object of a plugin that is no longer installed
+    uninstalled = tmp_path / "uninstalled.ckpt"  # holds an object of a plugin: never unpickled, installed or not
     plugin = types.ModuleType("rl_uninstalled_plugin")
     plugin.Block = type("Block", (), {"__module__": plugin.__name__})
     with monkeypatch.context() as patch:
@@ -302,7 +302,7 @@ def test_checkpoint_problem_names_what_is_wrong(tmp_path: Path, lightning_checkp
         torch.save({"state_dict": {}, "hyper_parameters": {"block": plugin.Block()}}, uninstalled)
     expected = {truncated: "is incomplete or corrupt", text: "is not a checkpoint written by torch.save",
                 tensor: "is not a Lightning checkpoint (no 'state_dict')", empty: "is incomplete or corrupt",
-                uninstalled: "refers to code that cannot be imported: ModuleNotFoundError",
+                uninstalled: "wants to import rl_uninstalled_plugin.Block, which a checkpoint never needs",
                 tmp_path / "missing.ckpt": "does not exist", tmp_path: "is not a file"}
     for path, what in expected.items():
         problem = checkpoint_problem(path)

@@ -20,16 +20,16 @@ Anything else that does not fit (another architecture's weights) is a
 from __future__ import annotations
 
 import functools
-
 import math
 import os
-import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from ..safe_load import FileLoadError, UnsafeFileError, safe_load
 
 TORCHVISION_ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -62,10 +62,12 @@ def torchvision_weights(arch: str, name: str, progress: bool = True) -> dict[str
             f"(or pass a path to a .pth state dict or a .ckpt checkpoint)"
         )
     weights = enum[short]
+    cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    if cache.is_file():  # the hash is checked only when downloading: a cached file is read as any other file
+        return read_weights_file(cache)
     try:
-        return weights.get_state_dict(progress=progress, check_hash=True)
+        return weights.get_state_dict(progress=progress, check_hash=True, weights_only=True)
     except (OSError, RuntimeError) as err:  # URLError is an OSError; a bad hash is a RuntimeError
-        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         raise WeightsError(
             f"could not fetch {enum.__name__}.{short} from {weights.url} ({type(err).__name__}: {err}); "
             f"on a machine without internet, download that file and put it at {cache}, "
@@ -115,17 +117,12 @@ def read_weights_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             f"such as IMAGENET1K_V1 (for {', '.join(TORCHVISION_ARCHITECTURES)})"
         )
     try:
-        # weights_only: a weights file from the internet must not run code when read.
-        loaded = _load(path)
-    except Exception as err:  # truncated zip, not a torch file, pickled code: all "cannot use this"
-        if isinstance(err, pickle.UnpicklingError):  # torch's text here suggests weights_only=False: not for a weights file
-            reason = "it is not a torch.save file, or it pickles Python objects besides tensors"
-        else:
-            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        loaded = safe_load(path, "weights file")  # a weights file from the internet must not run code when read
+    except UnsafeFileError as err:
+        raise WeightsError(str(err)) from None
+    except FileLoadError as err:
         raise WeightsError(
-            f"weights file {path} could not be read as a PyTorch state dict or checkpoint ({reason}); it is "
-            "truncated, corrupt or not a state dict saved with torch.save(model.state_dict(), path). "
-            "Download or copy it again"
+            f"{err} (a weights file is a state dict saved with torch.save(model.state_dict(), path), or a .ckpt)"
         ) from None
     if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):  # a Lightning checkpoint
         state = loaded["state_dict"]
@@ -158,16 +155,6 @@ def check_weights(weights: str | os.PathLike[str], builder: Callable[..., Any], 
             f"unknown weights {os.fspath(weights)!r} for {arch}; it offers {', '.join(names)} "
             "(or pass a path to a .pth state dict or a .ckpt checkpoint)"
         )
-
-
-def _load(path: Path) -> Any:
-    """``torch.load`` memory-mapped, or read whole for files in the legacy (pre-1.6, non-zip) format."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as err:
-        if "mmap" not in str(err):
-            raise
-        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def resolve_weights(weights: str | os.PathLike[str], builder: Callable[..., Any], arch: str) -> dict[str, Tensor]:

@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import torch
-
 from ..runs import arch_depth, data_name, run_name
 
 DEFAULT_HOST = "https://api.wandb.ai"
@@ -197,9 +195,9 @@ def wandb_resume_id(ckpt_path: str | os.PathLike[str] | None) -> str | None:
     """
     if ckpt_path is None or not Path(ckpt_path).is_file():
         return None
-    # Lightning checkpoints hold hyperparameter objects, so weights_only=False, as
-    # Lightning itself loads them; mmap avoids reading the tensors.
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    from ..checkpoint_io import read_checkpoint  # late: it imports Lightning
+
+    state = read_checkpoint(ckpt_path)  # weights only, memory-mapped: the tensors are not read
     for value in state.get("callbacks", {}).values():
         if isinstance(value, dict) and value.get(RUN_ID_STATE_KEY):
             return str(value[RUN_ID_STATE_KEY])

@@ -133,7 +133,7 @@ def test_weight_errors_name_the_value_and_the_way_out(torchvision_resnet18, tmp_
     with pytest.raises(WeightsError, match=r"missing.pth does not exist"):
         create_model("resnet18", weights=str(tmp_path / "missing.pth"))
     (tmp_path / "broken.pth").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(WeightsError, match=r"broken.pth could not be read .*; it is truncated, corrupt"):
+    with pytest.raises(WeightsError, match=r"broken.pth' is incomplete or corrupt .*; copy or save it again"):
         create_model("resnet18", weights=str(tmp_path / "broken.pth"))
     torch.save({"epochs": 3}, tmp_path / "not_weights.pt")
     with pytest.raises(WeightsError, match=r"holds a dict, not a state dict of tensors"):
