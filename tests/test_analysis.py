@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -16,10 +17,17 @@ from resnet_lightning.analysis import lesion_study, residual_blocks, shattered_g
 from resnet_lightning.analysis.command import main
 from resnet_lightning.analysis.degradation import read_curves
 from resnet_lightning.analysis.lesion import accuracy, deleted, replacements
-from resnet_lightning.analysis.shattered import LineNet, autocorrelation, input_gradients
+from resnet_lightning.analysis.shattered import (
+    LineNet,
+    autocorrelation,
+    input_gradients,
+)
 from resnet_lightning.callbacks import ErrorRateMonitor, GradientFlowMonitor
+from resnet_lightning.cli import cli_main
 from resnet_lightning.data import DigitsDataModule
 from resnet_lightning.tracking import read_offline_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_autocorrelation_tells_white_from_brown_noise() -> None:
@@ -112,7 +120,7 @@ def test_lesion_degrades_resnets_smoothly_and_breaks_plain_nets(digits_checkpoin
         assert results[arch].baseline == pytest.approx(accuracy(module.model, batches))
     resnet, plain = results["cifar_resnet"], results["cifar_plain"]
     assert resnet.baseline > 0.9 and plain.baseline > 0.8, (resnet.baseline, plain.baseline)
-    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    mean = lambda values: sum(values) / len(values)
     assert mean(list(resnet.single.values())) > resnet.baseline - 0.25
     assert mean(list(plain.single.values())) < 0.4
     assert mean(resnet.random[1]) > mean(resnet.random[3])  # more deleted, lower accuracy
@@ -158,3 +166,88 @@ def test_shattered_command_logs_to_an_offline_wandb_run(tmp_path, monkeypatch) -
     run = read_offline_run(run_dir)
     assert run.job_type == "analysis" and run.config["depth"] == 6
     assert {"analysis/shattered", "analysis/shattered_table"} <= run.metric_keys()
+
+
+def analyze_error(capsys, *args: str, code: int) -> str:
+    """``resnet-lightning analyze ARGS`` through the real CLI: its one error line."""
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["analyze", *args])
+    assert stop.value.code == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("resnet-lightning: error: analyze"), err
+    return err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["lesion", "--max_removed", "-3"], ["--max_removed -3", "integer >= 0", "e.g. --max_removed 10"]),
+        (["lesion", "--trials", "0"], ["--trials 0", "integer >= 1", "e.g. --trials 10"]),
+        (["lesion", "--limit_batches", "0"], ["--limit_batches 0", "integer >= 1", "e.g. --limit_batches 20"]),
+        (["lesion", "--trials", "many"], ["--trials 'many' is not an integer", "e.g. --trials 10"]),
+        (["shattered", "--depth", "0"], ["--depth 0", "integer >= 1", "e.g. --depth 24"]),
+        (["shattered", "--shallow_depth", "-1"], ["--shallow_depth -1", "integer >= 0"]),
+        (["shattered", "--width", "-5"], ["--width -5", "integer >= 1"]),
+        (["shattered", "--points", "1"], ["--points 1", "integer >= 2"]),
+        (["shattered", "--seeds", "0"], ["--seeds 0", "integer >= 1"]),
+        (["shattered", "--max_lag", "0"], ["--max_lag 0", "integer >= 1"]),
+        (["shattered", "--points", "16", "--max_lag", "16"], ["--max_lag 16", "below --points (16)", "e.g. --max_lag 15"]),
+        (["shattered", "--width", "1.5"], ["--width '1.5' is not an integer"]),
+        (["shattered", "--wandb", "true", "--wandb_project", "me/analyses"], ["--wandb_project 'me/analyses'", "without /"]),
+    ],
+)
+def test_every_count_option_is_checked_before_anything_runs(tmp_path, capsys, args: list[str], expected: list[str]) -> None:
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"never read: the option is refused first")
+    extra = ["--ckpt_path", str(checkpoint)] if args[0] == "lesion" else []
+    err = analyze_error(capsys, *args, *extra, "--output_dir", str(tmp_path / "out"), code=2)
+    assert all(text in err for text in expected), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_files_and_directories_the_analyses_cannot_use(tmp_path, capsys) -> None:
+    (tmp_path / "taken").write_text("a file")
+    shattered = ["shattered", "--depth", "2", "--width", "4", "--points", "8", "--seeds", "1", "--max_lag", "2"]
+    assert "--output_dir" in analyze_error(capsys, *shattered, "--output_dir", str(tmp_path / "taken"), code=2)
+    err = analyze_error(capsys, *shattered, "--output_dir", str(tmp_path / "taken" / "sub"), code=2)
+    assert "taken is a file" in err
+    err = analyze_error(capsys, "lesion", "--ckpt_path", str(tmp_path), code=1)
+    assert "--ckpt_path" in err and "a directory" in err
+    err = analyze_error(capsys, "degradation", "--runs", str(tmp_path / "*" / "wandb" / "offline-run-*"), code=1)
+    assert "no such directory (a shell pattern that matched nothing?)" in err
+    assert "neither a W&B run directory" in analyze_error(capsys, "degradation", "--runs", str(tmp_path), code=1)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.csv").write_text("epoch,val/acc\nlast,0.5\n")
+    assert "row 1: epoch 'last'" in analyze_error(capsys, "degradation", "--runs", str(tmp_path / "run"), code=1)
+    (tmp_path / "run" / "gradient_flow.csv").write_text("step,block_00\n0,not-a-norm\n")
+    assert "is not a gradient-flow table" in analyze_error(capsys, "gradient_flow", "--runs", str(tmp_path / "run"), code=1)
+
+
+def test_degradation_over_the_wandb_glob_reads_fits_and_skips_a_test(tmp_path, monkeypatch, capsys) -> None:
+    # The README's flow: fit, then test, each logging to W&B offline in the run directory; the documented
+    # glob finds both parts. The test's part has no error curves: skipped, said in one line, not a `null` result.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    args = ["--config", str(ROOT / "configs" / "digits.yaml"), "--config", str(ROOT / "configs" / "wandb" / "logger.yaml"),
+            "--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth: 8}", "--trainer.enable_progress_bar", "false",
+            "--trainer.enable_model_summary", "false", "--trainer.limit_train_batches", "3",
+            "--trainer.limit_val_batches", "2", "--trainer.limit_test_batches", "2"]
+    import wandb
+
+    for command in (["fit", *args, "--trainer.max_epochs", "1"], ["test", *args]):
+        cli_main(command)
+        wandb.finish()
+    runs = sorted(str(p) for p in tmp_path.glob("*/version_*/wandb/offline-run-*"))
+    assert len(runs) == 2
+    capsys.readouterr()
+    main(["degradation", "--runs", *runs, "--output_dir", str(tmp_path / "d")])
+    out, err = capsys.readouterr()
+    assert f"degradation: skipped 1 run(s) that are not fits: {runs[1]} (" in err
+    summary = json.loads((tmp_path / "d" / "degradation.json").read_text())
+    assert list(summary) == ["cifar_resnet"] and summary["cifar_resnet"]["depth"] == 8
+    assert 0 <= summary["cifar_resnet"]["final_train_error"] <= 1 and 0 <= summary["cifar_resnet"]["final_val_error"] <= 1
+    assert "null" not in out
+    # Only the test's part: nothing to plot is an error, not an empty result.
+    err = analyze_error(capsys, "degradation", "--runs", runs[1], "--output_dir", str(tmp_path / "e"), code=1)
+    assert "none of the 1 --runs is a fit" in err

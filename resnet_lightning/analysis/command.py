@@ -16,6 +16,9 @@ without an API key or network).
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,26 @@ from jsonargparse import ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule
 
 from .. import data  # noqa: F401  (imports the DataModules so --data finds them by name)
+from ..cli_errors import UsageError
 from ..tracking.outputs import write_csv
+
+# Each count option: (smallest value, what it means, an example). Checked before anything is read or computed.
+RANGES: dict[str, dict[str, tuple[int, str, int]]] = {
+    "lesion": {
+        "max_removed": (0, "an integer >= 0 (0: single-block deletions only)", 10),
+        "trials": (1, "an integer >= 1", 10),
+        "limit_batches": (1, "an integer >= 1 (leave it out for the whole split)", 20),
+    },
+    "shattered": {
+        "depth": (1, "an integer >= 1", 24),
+        "shallow_depth": (0, "an integer >= 0 (0: no shallow reference)", 1),
+        "width": (1, "an integer >= 1", 200),
+        "points": (2, "an integer >= 2", 256),
+        "seeds": (1, "an integer >= 1", 20),
+        "max_lag": (1, "an integer >= 1 and below --points", 32),
+    },
+}
+WANDB_PROJECT_FORBIDDEN = "/\\#?%:"  # W&B refuses project names with these, or over 128 characters
 
 
 def _common(parser: ArgumentParser, name: str) -> None:
@@ -43,25 +65,27 @@ def build_parser() -> ArgumentParser:
     lesion.add_subclass_arguments(LightningDataModule, "data", help="The DataModule to evaluate on, e.g. DigitsDataModule.")
     lesion.set_defaults({"data": {"class_path": "resnet_lightning.data.DigitsDataModule"}})
     lesion.add_argument("--split", type=str, default="test", choices=["test", "val"], help="Which split to evaluate.")
-    lesion.add_argument("--max_removed", type=int, default=10, help="Largest number of random blocks deleted at once.")
-    lesion.add_argument("--trials", type=int, default=10, help="Random subsets per number deleted.")
+    lesion.add_argument("--max_removed", type=int, default=10,
+                        help="Largest number of random blocks deleted at once (>= 0; 0: single deletions only).")
+    lesion.add_argument("--trials", type=int, default=10, help="Random subsets per number deleted (>= 1).")
     lesion.add_argument("--seed", type=int, default=0, help="Seed of the random subsets.")
-    lesion.add_argument("--limit_batches", type=int, default=None, help="Evaluate on at most this many batches.")
+    lesion.add_argument("--limit_batches", type=int, default=None, help="Evaluate on at most this many batches (>= 1).")
     _common(lesion, "lesion")
     commands.add_subcommand("lesion", lesion)
 
     shattered = ArgumentParser(description="Input gradients along a line at initialisation (Balduzzi et al. 2017).")
-    shattered.add_argument("--depth", type=int, default=24, help="Layers of the feed-forward and the residual net.")
+    shattered.add_argument("--depth", type=int, default=24, help="Layers of the feed-forward and the residual net (>= 1).")
     shattered.add_argument("--shallow_depth", type=int, default=1, help="Layers of the shallow reference net (0: none).")
-    shattered.add_argument("--width", type=int, default=200, help="Units per layer.")
-    shattered.add_argument("--points", type=int, default=256, help="Inputs evenly spaced on [-2, 2].")
-    shattered.add_argument("--seeds", type=int, default=20, help="Random initialisations per network.")
-    shattered.add_argument("--max_lag", type=int, default=32, help="Largest autocorrelation lag.")
+    shattered.add_argument("--width", type=int, default=200, help="Units per layer (>= 1).")
+    shattered.add_argument("--points", type=int, default=256, help="Inputs evenly spaced on [-2, 2] (>= 2).")
+    shattered.add_argument("--seeds", type=int, default=20, help="Random initialisations per network (>= 1).")
+    shattered.add_argument("--max_lag", type=int, default=32, help="Largest autocorrelation lag (>= 1, below --points).")
     _common(shattered, "shattered")
     commands.add_subcommand("shattered", shattered)
 
     degradation = ArgumentParser(description="Error curves of plain vs residual nets (He et al. 2015, Fig. 1/6).")
-    degradation.add_argument("--runs", type=str, nargs="+", required=True, help="W&B run dirs or CSVLogger dirs.")
+    degradation.add_argument("--runs", type=str, nargs="+", required=True,
+                             help="W&B run dirs or CSVLogger dirs (runs that are not fits, e.g. a test's, are skipped).")
     degradation.add_argument("--title", type=str, default="", help="Figure title.")
     _common(degradation, "degradation")
     commands.add_subcommand("degradation", degradation)
@@ -71,6 +95,62 @@ def build_parser() -> ArgumentParser:
     _common(flow, "gradient_flow")
     commands.add_subcommand("gradient_flow", flow)
     return parser
+
+
+def check_arguments(name: str, args: Namespace) -> None:
+    """Refuse, before anything is read or computed, a value no analysis can use: one line naming it, the range, an example.
+
+    Raises:
+        UsageError: The value, what is expected and an example.
+    """
+    def refuse(option: str, value: Any, expected: str, example: Any) -> None:
+        raise UsageError(f"analyze {name}: --{option} {value} is out of range; expected {expected}, e.g. --{option} {example}")
+
+    for option, (low, expected, example) in RANGES.get(name, {}).items():
+        value = args[option]
+        if value is not None and value < low:
+            refuse(option, value, expected, example)
+    if name == "shattered" and args.max_lag >= args.points:
+        refuse("max_lag", args.max_lag, f"an integer >= 1 and below --points ({args.points})", min(32, args.points - 1))
+    project = args.wandb_project
+    if args.wandb and (not project.strip() or len(project) > 128 or any(c in project for c in WANDB_PROJECT_FORBIDDEN)):
+        raise UsageError(
+            f"analyze {name}: --wandb_project {project!r} is not a W&B project name; expected 1 to 128 characters without "
+            f"{' '.join(WANDB_PROJECT_FORBIDDEN)}, e.g. --wandb_project resnet-lightning-analyses"
+        )
+    for path in args.get("ckpt_path") or []:
+        if not Path(path).is_file():
+            what = "a directory" if Path(path).is_dir() else "no such file"
+            raise FileNotFoundError(f"--ckpt_path {path}: {what}; pass the path of a .ckpt file, e.g. RUN/version_0/checkpoints/last.ckpt")
+    _check_output_dir(Path(args.output_dir))
+
+
+_WRONG_TYPE = re.compile(r'Parser key "(\w+)": Expected a <class \'(\w+)\'>\. Got value: (.*?)(?:; see |$)')
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def _typed(err: UsageError, argv: list[str]) -> UsageError:
+    """jsonargparse's "Parser key "trials": Expected a <class 'int'>. Got value: abc" as the option, value and an example."""
+    match = _WRONG_TYPE.search(str(err))
+    name = next((a for a in argv if a in RANGES or a in ("degradation", "gradient_flow")), "")
+    if match is None:
+        return UsageError(str(err).replace("analyze [options] ", "analyze "))
+    option, kind, value = match.groups()
+    expected = RANGES.get(name, {}).get(option, (None, _TYPE_NAMES.get(kind, kind), None))
+    example = f", e.g. --{option} {expected[2]}" if expected[2] is not None else ""
+    return UsageError(f"analyze {name}: --{option} {value!r} is not {_TYPE_NAMES.get(kind, kind)}; expected {expected[1]}{example}")
+
+
+def _check_output_dir(output: Path) -> None:
+    """The results can be written to ``output``: it is (or can be created as) a writable directory."""
+    existing = output
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == output else f"cannot be created: {existing} is a file"
+        raise UsageError(f"analyze: --output_dir {output} {where}; pass a directory for the PNG, CSV and JSON")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"analyze: --output_dir {output}: {existing} is not writable; pass a directory you can write to")
 
 
 def _batches(datamodule: LightningDataModule, split: str, limit: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -106,9 +186,11 @@ def _run_lesion(args: Namespace, datamodule: LightningDataModule) -> tuple[Any, 
         modules.append(module)
     batches = _batches(datamodule, args.split, args.limit_batches)
     results = []
-    for module in modules:
+    labels = ["-".join(str(p) for p in (m.hparams.arch, m.hparams.block) if p) for m in modules]
+    for module, label, path in zip(modules, labels, args.ckpt_path):
         hp = module.hparams
-        label = "-".join(str(p) for p in (hp.arch, hp.block) if p)
+        if labels.count(label) > 1:  # the summary is keyed by label: two checkpoints of one architecture stay apart
+            label = f"{label} ({path})"
         results.append(
             lesion_study(module.model, batches, label, args.max_removed, args.trials, args.seed, hp.num_classes)
         )
@@ -138,9 +220,16 @@ def _run_shattered(args: Namespace) -> tuple[Any, list[str], list[list[Any]], di
 
 
 def _run_degradation(args: Namespace) -> tuple[Any, list[str], list[list[Any]], dict[str, Any]]:
-    from .degradation import degradation_rows, plot_degradation, read_curves
+    from .degradation import degradation_rows, plot_degradation, read_fits
 
-    runs = [read_curves(path) for path in args.runs]
+    runs, skipped = read_fits(args.runs)
+    if not runs:
+        raise ValueError(
+            f"none of the {len(args.runs)} --runs is a fit: {', '.join(skipped)}; pass the run directories of fits, "
+            "e.g. RUN/version_0/wandb/offline-run-*"
+        )
+    if skipped:
+        print(f"degradation: skipped {len(skipped)} run(s) that are not fits: {', '.join(skipped)}", file=sys.stderr)
     columns, rows = degradation_rows(runs)
     summary = {
         r.label: {
@@ -155,9 +244,17 @@ def _run_degradation(args: Namespace) -> tuple[Any, list[str], list[list[Any]], 
 
 
 def _run_gradient_flow(args: Namespace) -> tuple[Any, list[str], list[list[Any]], dict[str, Any]]:
-    from .gradient_flow import gradient_flow_rows, plot_gradient_flow, read_gradient_flow
+    from .gradient_flow import (
+        gradient_flow_rows,
+        plot_gradient_flow,
+        read_gradient_flow,
+    )
 
     runs = [read_gradient_flow(path) for path in args.runs]
+    labels = [r.label for r in runs]
+    for r, path in zip(runs, args.runs):
+        if labels.count(r.label) > 1:  # the summary is keyed by label: two runs of one architecture stay apart
+            r.label = f"{r.label} ({path})"
     columns, rows = gradient_flow_rows(runs)
     summary = {
         r.label: {"steps": r.steps, "max_over_min_at_last_step": max(r.norms[-1]) / max(min(r.norms[-1]), 1e-30)}
@@ -172,11 +269,11 @@ def _log_to_wandb(
 ) -> None:
     import wandb
 
-    from ..tracking.wandb_setup import resolve_wandb_mode
+    from ..tracking.wandb_setup import init_or_offline, resolve_wandb_mode
 
     resolve_wandb_mode(save_dir=png.parent)
     # An explicit dir: the run goes beside the PNG (<output_dir>/wandb/), whatever wandb cached earlier.
-    run = wandb.init(project=project, job_type="analysis", group=name, config=config, dir=str(png.parent.resolve()))
+    run = init_or_offline(project=project, job_type="analysis", group=name, config=config, dir=str(png.parent.resolve()))
     try:
         run.log({f"analysis/{name}": wandb.Image(str(png)), f"analysis/{name}_table": wandb.Table(columns=columns, data=rows)})
         run.summary.update({f"analysis/{name}_summary": summary})
@@ -191,9 +288,13 @@ def main(argv: list[str]) -> None:
         argv: The arguments after ``analyze``.
     """
     parser = build_parser()
-    config = parser.parse_args(argv)
+    try:
+        config = parser.parse_args(argv)
+    except UsageError as err:
+        raise _typed(err, argv) from None
     name = config.analysis
     args = config[name]
+    check_arguments(name, args)
     if name == "lesion":
         init = parser.instantiate_classes(config)
         figure, columns, rows, summary = _run_lesion(args, init[name].data)

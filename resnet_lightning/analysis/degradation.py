@@ -37,6 +37,13 @@ class Curves:
     depth: int | None
     train: dict[int, float] = field(default_factory=dict)
     val: dict[int, float] = field(default_factory=dict)
+    run: str = ""  # the W&B run id (one run's parts share it), else the directory read
+    job_type: str = ""  # the W&B job type ("fit", "test", ...; "" for a resumed part or a CSVLogger run)
+
+    @property
+    def is_fit(self) -> bool:
+        """Whether this is (a part of) a fit: it logged a training or validation error."""
+        return bool(self.train or self.val)
 
 
 def _error(row: dict[str, Any], stage: str) -> float | None:
@@ -47,7 +54,7 @@ def _error(row: dict[str, Any], stage: str) -> float | None:
     return None
 
 
-def _curves(config: dict[str, Any], rows: Sequence[dict[str, Any]]) -> Curves:
+def _curves(config: dict[str, Any], rows: Sequence[dict[str, Any]], source: str = "the run") -> Curves:
     from ..runs import arch_depth
 
     # Flat CLI config keys (LoggerSaveConfigCallback), else the LightningModule's own hparams.
@@ -57,14 +64,20 @@ def _curves(config: dict[str, Any], rows: Sequence[dict[str, Any]]) -> Curves:
     depth = config.get("model_summary.depth") or arch_depth(arch, kwargs)
     label = f"{arch}-{block}" if block else arch
     curves = Curves(label, "plain" not in label, int(depth) if depth else None)
-    for row in rows:
+    for number, row in enumerate(rows, 1):
         if row.get("epoch") in (None, ""):
             continue
-        epoch = int(float(row["epoch"]))
-        for stage, target in (("train", curves.train), ("val", curves.val)):
-            error = _error(row, stage)
-            if error is not None:
-                target[epoch] = error
+        try:
+            epoch = int(float(row["epoch"]))
+            for stage, target in (("train", curves.train), ("val", curves.val)):
+                error = _error(row, stage)
+                if error is not None:
+                    target[epoch] = error
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{source}, row {number}: epoch {row.get('epoch')!r} or an error/acc value is not a number; "
+                "pass runs written by `resnet-lightning fit` (W&B or CSVLogger)"
+            ) from None
     return curves
 
 
@@ -84,19 +97,68 @@ def read_curves(path: str | Path) -> Curves:
             the flat config logged by ``LoggerSaveConfigCallback``).
     """
     path = Path(path)
+    if not path.is_dir():
+        pattern = " (a shell pattern that matched nothing?)" if any(c in str(path) for c in "*?[") else ""
+        raise FileNotFoundError(
+            f"--runs {path}: no such directory{pattern}; pass W&B run directories (.../wandb/offline-run-*) or "
+            "CSVLogger version directories"
+        )
     if list(path.glob("run-*.wandb")):
         from ..tracking.offline import read_offline_run
 
-        run = read_offline_run(path)
-        return _curves(run.config, run.history)
+        try:
+            run = read_offline_run(path)
+        except (RuntimeError, ValueError) as err:  # wandb's reader failed, or wrote what is not JSON
+            first = (str(err).strip().splitlines() or [""])[-1]
+            raise ValueError(f"--runs {path}: cannot read this W&B run ({first}); is its run-*.wandb file whole?") from None
+        curves = _curves(run.config, run.history, str(path))
+        curves.run, curves.job_type = run.run_id or str(path), run.job_type
+        return curves
     if (path / "metrics.csv").is_file():
         hparams = path / "hparams.yaml"
-        config = yaml.load(hparams.read_text(), Loader=_LenientLoader) if hparams.is_file() else {}
-        with open(path / "metrics.csv", newline="") as f:
-            return _curves(config or {}, list(csv.DictReader(f)))
+        try:
+            config = yaml.load(hparams.read_text(), Loader=_LenientLoader) if hparams.is_file() else {}
+            with open(path / "metrics.csv", newline="") as f:
+                rows = list(csv.DictReader(f))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error) as err:
+            raise ValueError(f"--runs {path}: cannot read its metrics.csv or hparams.yaml ({' '.join(str(err).split())})") from None
+        curves = _curves(config if isinstance(config, dict) else {}, rows, str(path / "metrics.csv"))
+        curves.run = str(path)
+        return curves
     raise FileNotFoundError(
-        f"{path} is neither a W&B run directory (run-*.wandb inside) nor a CSVLogger directory (metrics.csv inside)"
+        f"--runs {path} is neither a W&B run directory (run-*.wandb inside) nor a CSVLogger directory (metrics.csv "
+        "inside); pass e.g. RUN/version_0/wandb/offline-run-* or RUN/version_0"
     )
+
+
+def read_fits(paths: Sequence[str | Path]) -> tuple[list[Curves], list[str]]:
+    """The fits among ``paths``, each W&B run's parts (a fit, its resumed parts) read as one.
+
+    A W&B glob over run directories also finds the parts that ``test``,
+    ``validate`` or ``predict`` logged: they have no training or validation error,
+    so they are left out and named in the second list.
+
+    Returns:
+        The fits' curves (labels made unique where two runs share one), and the skipped paths with why.
+    """
+    fits: dict[str, Curves] = {}
+    skipped = []
+    for path in paths:
+        curves = read_curves(path)
+        if not curves.is_fit:
+            skipped.append(f"{path} ({curves.job_type or 'no training or validation error logged'})")
+        elif curves.run in fits:  # a later part of the same run: its epochs continue (or replace) the earlier ones
+            whole = fits[curves.run]
+            whole.train = dict(sorted({**whole.train, **curves.train}.items()))
+            whole.val = dict(sorted({**whole.val, **curves.val}.items()))
+        else:
+            fits[curves.run] = curves
+    runs = list(fits.values())
+    labels = [r.label for r in runs]
+    for r in runs:
+        if labels.count(r.label) > 1:
+            r.label = f"{r.label} ({r.run})"
+    return runs, skipped
 
 
 def plot_degradation(runs: Sequence[Curves], title: str = "") -> Any:

@@ -38,7 +38,12 @@ def _label(directory: Path) -> str:
     for name in ("cli_config.yaml", "config.yaml"):
         path = directory / name
         if path.is_file():
-            model = (yaml.safe_load(path.read_text()) or {}).get("model", {})
+            try:
+                config = yaml.safe_load(path.read_text())
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue  # a label is all it gives; the directory's name will do
+            model = config.get("model") if isinstance(config, dict) else None
+            model = model if isinstance(model, dict) else {}
             return "-".join(str(p) for p in (model.get("arch"), model.get("block")) if p) or directory.name
     return directory.name
 
@@ -46,12 +51,24 @@ def _label(directory: Path) -> str:
 def read_gradient_flow(path: str | Path) -> GradientFlow:
     """Read ``gradient_flow.csv`` from a run directory (``path`` or ``path/files``)."""
     path = Path(path)
+    if not path.is_dir():
+        pattern = " (a shell pattern that matched nothing?)" if any(c in str(path) for c in "*?[") else ""
+        raise FileNotFoundError(f"--runs {path}: no such directory{pattern}; pass run directories holding gradient_flow.csv")
     for directory in (path, path / "files"):
         csv_path = directory / "gradient_flow.csv"
         if csv_path.is_file():
-            with open(csv_path, newline="") as f:
-                rows = list(csv.reader(f))[1:]
-            return GradientFlow(_label(directory), [int(r[0]) for r in rows], [[float(v) for v in r[1:]] for r in rows])
+            try:
+                with open(csv_path, newline="") as f:
+                    rows = list(csv.reader(f))[1:]
+                steps, norms = [int(r[0]) for r in rows], [[float(v) for v in r[1:]] for r in rows]
+            except (OSError, UnicodeDecodeError, csv.Error, ValueError, IndexError) as err:
+                raise ValueError(
+                    f"{csv_path} is not a gradient-flow table (step, then one norm per block, per row): "
+                    f"{' '.join(str(err).split())}; pass runs written by GradientFlowMonitor"
+                ) from None
+            if not rows:
+                raise ValueError(f"{csv_path} holds no rows; the run logged no gradient flow (did it train a step?)")
+            return GradientFlow(_label(directory), steps, norms)
     raise FileNotFoundError(
         f"no gradient_flow.csv in {path} or {path / 'files'}; train with the GradientFlowMonitor callback "
         f"(configs/wandb/logger.yaml has it) and a logger"

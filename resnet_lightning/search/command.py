@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", metavar="URL", help="postgresql://, mysql:// or sqlite:/// URL, or a journal file path "
                         "(default: OUTPUT/study.journal)")
     parser.add_argument("--n_trials", type=_option(positive_trials, "--n_trials", int), metavar="N", help="stop when the study holds this many finished trials, counting every "
-                        "worker's and earlier runs' (default: the file's n_trials:)")
+                        "worker's and earlier runs' but not those of a killed worker (default: the file's n_trials:)")
     parser.add_argument("--timeout", type=_option(positive_seconds, "--timeout", float), metavar="S", help="stop starting trials after S seconds (default: the file's timeout:)")
     parser.add_argument("--output", type=Path, metavar="DIR", help="outputs, trial runs and logs (default: search/STUDY)")
     parser.add_argument("--seed", type=_option(sampler_seed, "--seed", int), help="the sampler's seed (default: the file's sampler: seed); give each worker "

@@ -31,7 +31,7 @@ from optuna.distributions import BaseDistribution
 
 from .algorithms import PRUNERS, SAMPLERS, normalise
 from .objectives import Objective, parse_objectives
-from .space import SearchConfigError, parse_space
+from .space import SearchConfigError, contains, describe, parse_space
 
 KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner", "n_trials", "timeout", "enqueue")
 
@@ -116,6 +116,12 @@ def load_search_config(path: str | Path) -> SearchConfig:
         unknown = sorted(set(params) - set(space))
         if unknown:
             raise SearchConfigError(f"enqueue: {unknown[0]!r} is not a key of space: ({', '.join(space)})")
+        for key, value in params.items():
+            if not contains(space[key], value):
+                raise SearchConfigError(
+                    f"enqueue: {key}={value!r} is not a value space.{key} can take ({describe(space[key])}); "
+                    "an enqueued trial is one the sampler could have drawn: change the value or widen the space"
+                )
     if raw.get("n_trials") is not None:
         positive_trials(raw["n_trials"], f"{path}: n_trials:")
     if raw.get("timeout") is not None:

@@ -112,6 +112,25 @@ def _last_step(low: float, high: float, step: float) -> float:
     return value if isinstance(low, int) and isinstance(step, int) else round(value, 12)
 
 
+def contains(dist: BaseDistribution, value: Any) -> bool:
+    """Whether ``dist`` can draw ``value`` (in range, on its step; one of its choices)."""
+    if isinstance(value, bool) and not isinstance(dist, CategoricalDistribution):
+        return False
+    try:
+        return bool(dist._contains(dist.to_internal_repr(value)))  # Optuna's own test, as enqueue_trial applies it
+    except (TypeError, ValueError):
+        return False
+
+
+def describe(dist: BaseDistribution) -> str:
+    """``choices: basic, plain`` or ``0.01 to 0.3, log`` for messages."""
+    if isinstance(dist, CategoricalDistribution):
+        return "choices: " + ", ".join(map(str, dist.choices))
+    plain = dist.step is None or (isinstance(dist, IntDistribution) and dist.step == 1)
+    step = "" if plain else f", step {dist.step}"
+    return f"{dist.low} to {dist.high}{step}{', log' if dist.log else ''}"
+
+
 def parse_space(space: Any) -> dict[str, BaseDistribution]:
     """The whole ``space:`` mapping as ``{dotted key: distribution}``."""
     if not isinstance(space, dict) or not space:

@@ -50,6 +50,8 @@ SPACE = {"model.block": {"type": "categorical", "choices": ["basic", "plain"]}}
         ({"space": {"model.block": {"type": "categorical", "choices": []}}}, ["model.block", "non-empty list"]),
         ({"space": {"model.block": {"type": "categorical", "choices": ["basic", "plain", "basic"]}}}, ["'basic' is given twice"]),
         ({"space": {"model.arch_kwargs.depth": {"type": "int", "low": None, "high": 20}}}, ["low=None", "an integer"]),
+        ({"enqueue": [{"model.block": "prect"}]}, ["enqueue: model.block='prect'", "choices: basic, plain, se_basic"]),
+        ({"enqueue": [{"model.optimizer.init_args.lr": 5.0}]}, ["lr=5.0", "1e-05 to 0.3, log"]),
         # Stop conditions, seed and name in the file are checked as the same options on the command line are.
         ({"n_trials": 0}, ["n_trials: 0", "integer >= 1"]),
         ({"n_trials": 2.5}, ["n_trials: 2.5", "integer >= 1"]),
