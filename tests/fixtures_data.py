@@ -197,3 +197,46 @@ def write_imagenet_meta(root: str | Path) -> Path:
     val_images = sorted((root / "val").glob("*/*"), key=lambda p: p.name)
     torch.save((wnid_to_classes, [p.parent.name for p in val_images]), root / "meta.bin")
     return root / "meta.bin"
+
+
+# The files write_mixed_images makes whose pixels, read as training reads them, are the source's exactly.
+SAME_AS_SOURCE = ("source.png", "rgb.bmp", "rgba.png", "la.png", "palette.gif", "cmyk.tiff", "sixteen_bit.png",
+                  "exif_rotated.png", "transparent.png")
+UNREADABLE = ("truncated.png", "notes.txt")
+
+
+def write_mixed_images(folder: str | Path, source: str | Path) -> Path:
+    """Write ``folder/`` with the grey image ``source`` in many formats and modes, a corrupt file and a text file.
+
+    The files named in ``SAME_AS_SOURCE`` hold the same picture exactly: RGB (BMP),
+    opaque RGBA and LA, a palette GIF, CMYK (TIFF), 16-bit (each value times 257), the
+    picture stored turned by 90 degrees with EXIF orientation 6 (display turned back),
+    and RGBA whose black pixels are transparent white. Besides: a larger non-square
+    JPEG, a 1-bit PNG (both changed pictures), ``truncated.png`` (a PNG cut after 60
+    bytes) and ``notes.txt``.
+
+    Returns:
+        ``folder``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    grey = Image.open(source).convert("L")
+    pixels = np.asarray(grey)
+    grey.save(folder / "source.png")
+    grey.convert("RGB").save(folder / "rgb.bmp")
+    grey.convert("RGBA").save(folder / "rgba.png")
+    grey.convert("LA").save(folder / "la.png")
+    grey.save(folder / "palette.gif")  # GIF: a palette image with the 256 greys
+    grey.convert("RGB").convert("CMYK").save(folder / "cmyk.tiff")
+    Image.fromarray(pixels.astype(np.uint16) * 257).save(folder / "sixteen_bit.png")  # mode I;16
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: "rotate 90 degrees clockwise to display"
+    grey.transpose(Image.Transpose.ROTATE_90).save(folder / "exif_rotated.png", exif=exif)
+    rgba = np.stack([pixels] * 3 + [np.full_like(pixels, 255)], axis=-1)
+    rgba[pixels == 0] = (255, 255, 255, 0)  # transparent, white underneath: read as black
+    Image.fromarray(rgba, "RGBA").save(folder / "transparent.png")
+    grey.resize((grey.width * 3, grey.height * 2)).convert("RGB").save(folder / "large.jpg", quality=90)
+    grey.convert("1").save(folder / "one_bit.png")
+    (folder / "truncated.png").write_bytes((folder / "source.png").read_bytes()[:60])
+    (folder / "notes.txt").write_text("not an image\n")
+    return folder

@@ -1,4 +1,4 @@
-"""``predictions.csv``: one row per predicted image, its top-k classes and their probabilities."""
+"""``predictions.csv``: one row per predicted image file, its top-k classes and their probabilities."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ class PredictionWriter(BasePredictionWriter):
     Columns: ``path`` (the image file, or the sample's index for datasets without
     files), ``label`` (the true class when the dataset has one, e.g. predicting a test
     set; empty for new images), then ``class_1, prob_1, ..., class_k, prob_k``, most
-    probable first. Each
+    probable first, and ``error``: empty, or why the file could not be read as an
+    image (its classes are then empty). A dataset reports such a file by yielding
+    ``(image, label, problem)`` (``ImageFiles(report_unreadable=True)``). Each
     rank appends its batches to ``predictions.rank<R>.csv`` as they come (nothing is
     held in memory); at the end rank zero merges the parts in dataset order, so under
     DDP there is still exactly one row per image (Lightning's predict sampler does
@@ -76,15 +78,17 @@ class PredictionWriter(BasePredictionWriter):
         names = getattr(trainer.datamodule, "class_names", None) if trainer.datamodule is not None else None
         name = lambda i: names[i] if names and 0 <= i < len(names) else str(i)  # noqa: E731
         labels = batch[1].tolist() if isinstance(batch, (tuple, list)) and len(batch) > 1 else [-1] * len(probs)
+        problems = batch[2] if isinstance(batch, (tuple, list)) and len(batch) > 2 else [""] * len(probs)
         k = min(self.top_k, probs.shape[1])
         top_p, top_i = probs.topk(k, dim=1)  # (N, k) each
         with open(self._part, "a", newline="") as f:
             writer = csv.writer(f)
-            for index, label, p_row, i_row in zip(batch_indices, labels, top_p.tolist(), top_i.tolist()):
+            for index, label, problem, p_row, i_row in zip(batch_indices, labels, problems, top_p.tolist(), top_i.tolist()):
                 where = str(paths[index]) if paths is not None else str(index)
-                row: list[Any] = [index, where, name(label) if label >= 0 else ""]
-                for p, i in zip(p_row, i_row):
-                    row += [name(i), f"{p:.6f}"]
+                row: list[Any] = [index, problem, where, name(label) if label >= 0 else ""]
+                if not problem:  # an unreadable file: no classes, only why
+                    for p, i in zip(p_row, i_row):
+                        row += [name(i), f"{p:.6f}"]
                 writer.writerow(row)
         self._written += len(probs)
 
@@ -105,19 +109,29 @@ class PredictionWriter(BasePredictionWriter):
             with open(part, newline="") as f:
                 for index, *row in csv.reader(f):
                     rows[int(index)] = row  # a sample seen twice (never, unpadded) is written once
-                    k = max(k, (len(row) - 2) // 2)
-        header = ["path", "label"] + [f"{what}_{r}" for r in range(1, k + 1) for what in ("class", "prob")]
+                    k = max(k, (len(row) - 3) // 2)
+        header = ["path", "label"] + [f"{what}_{r}" for r in range(1, k + 1) for what in ("class", "prob")] + ["error"]
+        failed = [(row[1], row[0]) for _, row in sorted(rows.items()) if row[0]]  # (path, problem)
         tmp = self.path.with_name(f".{PREDICTIONS_FILE}.tmp")
         with open(tmp, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(header)
-            writer.writerows(rows[index] for index in sorted(rows))
+            for index in sorted(rows):
+                problem, *row = rows[index]
+                writer.writerow(row + [""] * (2 + 2 * k - len(row)) + [problem])
         os.replace(tmp, self.path)
         for rank in range(world_size):
             (self.output_dir / f"predictions.rank{rank}.csv").unlink(missing_ok=True)
         from ..run_config import tell  # late: run_config imports the CLI's pieces
 
-        tell(f"predict: {len(rows)} predictions written to {self.path}")
+        if not failed:
+            tell(f"predict: {len(rows)} predictions written to {self.path}")
+            return
+        shown = "; ".join(f"{path}: {problem}" for path, problem in failed[:3]) + (" ..." if len(failed) > 3 else "")
+        tell(
+            f"predict: {len(rows)} rows written to {self.path}: {len(rows) - len(failed)} predictions and "
+            f"{len(failed)} file(s) that could not be read as images ({shown}); their error column says why"
+        )
 
 
 def _loader(trainer: L.Trainer, dataloader_idx: int) -> Any:

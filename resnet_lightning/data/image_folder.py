@@ -23,12 +23,22 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from torchvision.transforms import v2
 from typing_extensions import override
 
 from resnet_lightning.data.base import BaseDataModule
 from resnet_lightning.data.errors import DataConfigError, DataError
+from resnet_lightning.data.images import (  # ImageDecodeError and load_image: also importable from here
+    IMAGE_EXTENSIONS,
+    PREPROCESS_RULES,
+    ImageDecodeError,
+    can_open,
+    is_image,
+    load_image,
+    walk_files,
+    warn,
+    warn_skipped,
+)
 from resnet_lightning.data.transforms import (
     check_fixres_sizes,
     check_policy_options,
@@ -76,9 +86,7 @@ class ImageFilesDataModule(BaseDataModule):
             raise DataConfigError(f"image_size={image_size} must be a positive number of pixels, e.g. 224")
         self.image_size = image_size
         self.train_crop_size = image_size if train_crop_size is None else train_crop_size
-        self.eval_crop_size = image_size if eval_crop_size is None else eval_crop_size
-        # 256 for 224, He et al. 2015's single crop
-        self.eval_resize_size = round(self.eval_crop_size * 256 / 224) if eval_resize_size is None else eval_resize_size
+        self.eval_resize_size, self.eval_crop_size = eval_sizes(image_size, eval_resize_size, eval_crop_size)
         check_fixres_sizes(self.train_crop_size, self.eval_resize_size, self.eval_crop_size)
         check_policy_options(auto_augment, random_erasing)
         self.auto_augment = auto_augment
@@ -92,6 +100,49 @@ class ImageFilesDataModule(BaseDataModule):
         )
         self.eval_transform = imagenet_eval_transform(self.eval_resize_size, self.eval_crop_size, self.mean, self.std)
 
+    @property
+    def _mode(self) -> str:
+        return "RGB"  # the PIL mode images are converted to
+
+    def preprocess(self) -> dict[str, Any]:
+        """The evaluation transform as plain values (:func:`preprocess_spec`), for the metadata of exports."""
+        return preprocess_spec(self._mode, self.eval_resize_size, self.eval_crop_size, self.mean, self.std)
+
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        # Saved in every checkpoint: an export writes it into the file's metadata.
+        return {"preprocess": self.preprocess()} if getattr(self, "mean", None) is not None else {}
+
+
+def eval_sizes(image_size: int, eval_resize_size: int | None = None, eval_crop_size: int | None = None) -> tuple[int, int]:
+    """``(resize, crop)`` of the evaluation transform: the crop defaults to ``image_size``, the resize to crop * 256 / 224."""
+    crop = image_size if eval_crop_size is None else eval_crop_size
+    return (round(crop * 256 / 224) if eval_resize_size is None else eval_resize_size), crop  # He et al. 2015: 256 for 224
+
+
+def preprocess_spec(mode: str, resize: int, crop: int, mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
+    """The evaluation transform, step by step, as plain values: what an export's user does to an image file.
+
+    ``eval_transform(load_image(path, mode))`` is exactly: the rules of ``data/images.py``
+    (``PREPROCESS_RULES``) to ``mode``; the shorter side resized to ``resize`` (the longer
+    to ``int(resize * longer / shorter)``) by PIL's bilinear ``Image.resize``; the centre
+    ``crop`` x ``crop`` (offsets ``round((resized - crop) / 2)``); pixels / 255; minus
+    ``mean``, divided by ``std``, per channel; ``(C, H, W)`` float32.
+    """
+    return {
+        **PREPROCESS_RULES,
+        "mode": mode,
+        "resize": resize,
+        "resize_rule": "shorter side to resize, longer side to int(resize * longer / shorter)",
+        "interpolation": "bilinear (PIL Image.resize with Image.BILINEAR, which antialiases)",
+        "crop": crop,
+        "crop_rule": "centre crop x crop: left = round((width - crop) / 2), top = round((height - crop) / 2)",
+        "scale": "pixels / 255",
+        "mean": list(mean),
+        "std": list(std),
+        "layout": "(N, C, H, W) float32, channels in the mode's order",
+    }
+
 
 class ImageFiles(Dataset):
     """``(image, label)`` from a list of image files; ``paths`` names them (predictions use it).
@@ -101,19 +152,32 @@ class ImageFiles(Dataset):
         labels: Class index of each; -1 for unlabelled images (prediction).
         transform: PIL image to tensor.
         mode: PIL mode the images are converted to (``"RGB"`` or ``"L"``).
+        report_unreadable: Instead of raising :class:`ImageDecodeError` for a file that
+            cannot be read, yield ``(blank image, label, what is wrong)``; readable files
+            then yield ``(image, label, "")``. For prediction: every file gets a row.
     """
 
-    def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable[[Any], Tensor], mode: str = "RGB") -> None:
+    def __init__(
+        self, paths: Sequence[Path], labels: Sequence[int], transform: Callable[[Any], Tensor], mode: str = "RGB",
+        report_unreadable: bool = False,
+    ) -> None:
         self.paths = list(paths)
         self.labels = list(labels)
         self.transform = transform
         self.mode = mode
+        self.report_unreadable = report_unreadable
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        return self.transform(load_image(self.paths[index], self.mode)), self.labels[index]
+    def __getitem__(self, index: int) -> tuple[Tensor, int] | tuple[Tensor, int, str]:
+        if not self.report_unreadable:
+            return self.transform(load_image(self.paths[index], self.mode)), self.labels[index]
+        try:
+            return self.transform(load_image(self.paths[index], self.mode)), self.labels[index], ""
+        except ImageDecodeError as err:
+            blank = self.transform(Image.new(self.mode, (1, 1)))  # the shape of the others; its prediction is dropped
+            return blank, self.labels[index], err.problem
 
 
 class ImageFolderDataModule(ImageFilesDataModule):
@@ -191,6 +255,7 @@ class ImageFolderDataModule(ImageFilesDataModule):
         self.predict_set: ImageFiles | None = None
 
     @property
+    @override
     def _mode(self) -> str:
         return "L" if self.grayscale else "RGB"
 
@@ -199,10 +264,13 @@ class ImageFolderDataModule(ImageFilesDataModule):
         if self.train_set is not None:
             return
         classes = {name: i for i, name in enumerate(self.class_names)}
-        splits = {"train": list_images(self.split_root, classes)}
+        seen: dict = {}  # (device, inode) -> path, across the splits: a file is in one split only
+        skipped: list[str] = []
+        splits = {"train": list_images(self.split_root, classes, seen, skipped)}
         for split in ("val", "test"):
             if self.split_root != self.data_dir and (self.data_dir / split).is_dir():
-                splits[split] = list_images(self.data_dir / split, classes)
+                splits[split] = list_images(self.data_dir / split, classes, seen, skipped)
+        warn_skipped(skipped)
         if "val" not in splits:
             splits["train"], splits["val"] = _split(splits["train"], self.val_fraction, self.seed)
         if "test" not in splits:
@@ -220,8 +288,8 @@ class ImageFolderDataModule(ImageFilesDataModule):
             sets[split] = ImageFiles([p for p, _ in items], [label for _, label in items], transform, self._mode)
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
         if self.predict_path is not None:
-            paths = predict_images(self.predict_path)
-            self.predict_set = ImageFiles(paths, [-1] * len(paths), self.eval_transform, self._mode)
+            paths = predict_files(self.predict_path, self._mode)
+            self.predict_set = ImageFiles(paths, [-1] * len(paths), self.eval_transform, self._mode, report_unreadable=True)
 
     def _statistics(self, paths: list[Path]) -> tuple[list[float], list[float]]:
         """Per-channel mean and std of the training pixels in [0, 1], after the evaluation resize and crop."""
@@ -256,7 +324,7 @@ class ImageFolderDataModule(ImageFilesDataModule):
     @override
     def state_dict(self) -> dict[str, Any]:
         # Saved in every checkpoint: predictions and exports name the classes and normalise as in training.
-        return {"class_names": list(self.class_names), "mean": self.mean, "std": self.std}
+        return {**super().state_dict(), "class_names": list(self.class_names), "mean": self.mean, "std": self.std}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -267,11 +335,6 @@ class ImageFolderDataModule(ImageFilesDataModule):
                 dataset = getattr(self, f"{split}_set", None)
                 if dataset is not None:
                     dataset.transform = self.train_transform if split == "train" else self.eval_transform
-
-
-def is_image(name: str) -> bool:
-    """Whether a file name has one of the image extensions torchvision's ImageFolder reads."""
-    return name.lower().endswith(IMG_EXTENSIONS) and not name.startswith(".")
 
 
 def class_folders(folder: Path) -> list[str]:
@@ -291,46 +354,76 @@ def class_folders(folder: Path) -> list[str]:
     return names
 
 
-def _images_under(folder: Path) -> list[Path]:
-    return sorted(Path(root) / name for root, _, names in os.walk(folder, followlinks=True) for name in names if is_image(name))
+def list_images(
+    folder: Path, classes: dict[str, int], seen: dict | None = None, skipped: list[str] | None = None
+) -> list[tuple[Path, int]]:
+    """``(path, label)`` for every image under ``folder/<class>/``, each real file once.
 
-
-def list_images(folder: Path, classes: dict[str, int]) -> list[tuple[Path, int]]:
-    """``(path, label)`` for every image under ``folder/<class>/``; a class folder without images is an error."""
+    A class folder without images is an error; other files in class folders are skipped
+    with one warning naming them. Links to a file or folder already counted (here or in
+    ``seen``) are skipped and noted in ``skipped`` (see :func:`~resnet_lightning.data.images.walk_files`).
+    """
     unknown = sorted(set(class_folders(folder)) - set(classes))
     if unknown:
         raise DataError(
             f"{folder} has class folders the training set does not: {', '.join(unknown[:5])}; "
             "train/, val/ and test/ must use the same class names"
         )
-    items, empty = [], []
-    for name, label in classes.items():
-        if not (folder / name).is_dir():
-            continue  # a val/ or test/ may lack a class
-        images = _images_under(folder / name)
+    seen = {} if seen is None else seen
+    skipped = [] if skipped is None else skipped
+    present = [name for name in classes if (folder / name).is_dir()]  # a val/ or test/ may lack a class
+    items, empty, others = [], [], []
+    for name in present:
+        avoid = [folder / other for other in present if other != name]  # a link to another class is not this class
+        files, notes = walk_files(folder / name, lambda n: not n.startswith("."), seen, avoid)
+        skipped += notes
+        images = [path for path in files if is_image(path.name)]
+        others += [path for path in files if not is_image(path.name)]
         if not images:
             empty.append(str(folder / name))
-        items += [(path, label) for path in images]
+        items += [(path, classes[name]) for path in images]
     if empty:
         raise DataError(
-            f"class folder(s) without images ({', '.join(ext.lstrip('.') for ext in IMG_EXTENSIONS[:6])}, ...): "
+            f"class folder(s) without images ({', '.join(ext.lstrip('.') for ext in IMAGE_EXTENSIONS[:8])}, ...): "
             f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}; add images or delete the folder"
+        )
+    if others:
+        warn(
+            f"skipped {len(others)} file(s) in the class folders of {folder} that are not images by their extension "
+            f"({', '.join(map(str, others[:3]))}{' ...' if len(others) > 3 else ''}); images end in "
+            f"{', '.join(IMAGE_EXTENSIONS)}"
         )
     return items
 
 
-def predict_images(path: Path) -> list[Path]:
-    """The image files to predict: ``path`` itself, or every image below the folder ``path``."""
+def predict_files(path: Path, mode: str = "RGB") -> list[Path]:
+    """The files to predict: ``path`` itself (it must be an image), or every file below the folder ``path``.
+
+    Every (non-hidden) file in the folder is listed, whatever its extension: each gets
+    a row in ``predictions.csv``, with what is wrong if it cannot be read. The folder
+    must hold at least one image.
+    """
     if path.is_file():
-        if not is_image(path.name):
-            raise DataError(f"--data.predict_path {path} is not an image file ({', '.join(IMG_EXTENSIONS)})")
+        try:
+            load_image(path, mode)  # one file asked for: an error now if it is not a readable image
+        except ImageDecodeError as err:
+            raise DataError(
+                f"--data.predict_path {path} cannot be read as an image: {err.problem}; pass an image file or a folder of images"
+            ) from None
         return [path]
     if not path.is_dir():
-        raise DataError(f"--data.predict_path {path} does not exist; pass an image file or a folder of images")
-    images = _images_under(path)
-    if not images:
-        raise DataError(f"--data.predict_path {path} holds no image files ({', '.join(IMG_EXTENSIONS)})")
-    return images
+        what = "does not exist" if not path.exists() and not path.is_symlink() else "is neither a file nor a folder (a broken link?)"
+        raise DataError(f"--data.predict_path {path} {what}; pass an image file or a folder of images")
+    files, notes = walk_files(path, lambda n: not n.startswith("."), unique=False)
+    warn_skipped(notes)
+    if not files:
+        raise DataError(f"--data.predict_path {path} holds no files; pass an image file or a folder of images")
+    if all(can_open(file) is not None for file in files):
+        raise DataError(
+            f"--data.predict_path {path} holds {len(files)} file(s) but no image PIL can read "
+            f"(e.g. {files[0]}: {can_open(files[0])}); pass an image file or a folder of images"
+        )
+    return files
 
 
 def _split(items: list[tuple[Path, int]], fraction: float, seed: int) -> tuple[list, list]:
@@ -346,30 +439,3 @@ def _split(items: list[tuple[Path, int]], fraction: float, seed: int) -> tuple[l
         held += [members[i] for i in order[:n]]
         kept += [members[i] for i in order[n:]]
     return sorted(kept), sorted(held)
-
-
-class ImageDecodeError(DataError):
-    """An image file that cannot be decoded; the message names it.
-
-    Raised in a DataLoader worker, torch re-raises it in the main process as
-    ``ImageDecodeError("Caught ImageDecodeError in DataLoader worker process 0. Original
-    Traceback ...")``; that is cut back to the original message, so the user still reads
-    one line naming the file, not a worker's traceback.
-    """
-
-    def __init__(self, message: str) -> None:
-        if "Original Traceback" in message:
-            message = message.rstrip().rsplit(f"{type(self).__name__}: ", 1)[-1]
-        super().__init__(message)
-
-
-def load_image(path: Path, mode: str = "RGB") -> Image.Image:
-    """A decoded image in ``mode``; an :class:`ImageDecodeError` naming the file if it cannot be decoded."""
-    try:
-        with open(path, "rb") as f:
-            return Image.open(f).convert(mode)
-    except (OSError, Image.DecompressionBombError) as err:
-        raise ImageDecodeError(
-            f"{path} could not be decoded as an image ({type(err).__name__}: {err}); it looks truncated or "
-            "corrupt. Replace it with a good copy or delete it"
-        ) from None

@@ -16,6 +16,7 @@ from resnet_lightning.data.base import check_readable
 from resnet_lightning.data.errors import DataConfigError, DataError
 from resnet_lightning.data.staging import stage_into_place
 from resnet_lightning.data.image_folder import ImageFilesDataModule, load_image
+from resnet_lightning.data.images import is_image, walk_files, warn_skipped
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # torchvision's names for the official archives, which it checks by md5 before extracting.
@@ -190,9 +191,21 @@ class _ImageFolder(datasets.ImageFolder):
     @staticmethod
     def make_dataset(directory, class_to_idx, extensions=None, is_valid_file=None, allow_empty=False):
         # A class train/ has and this split lacks is fine; torchvision would call it
-        # empty. A folder that exists but holds no image is still an error.
-        present = {name: index for name, index in class_to_idx.items() if (Path(directory) / name).is_dir()}
-        return datasets.ImageFolder.make_dataset(directory, present, extensions, is_valid_file, allow_empty)
+        # empty. A folder that exists but holds no image is still an error. Each real file
+        # is counted once: a symlink loop or a second link is skipped, with one warning.
+        root = Path(directory)
+        present = {name: index for name, index in class_to_idx.items() if (root / name).is_dir()}
+        samples, skipped, seen, empty = [], [], {}, []
+        for name, index in present.items():
+            files, notes = walk_files(root / name, is_image, seen, avoid=[root / other for other in present if other != name])
+            samples += [(str(path), index) for path in files]
+            skipped += notes
+            if not files:
+                empty.append(name)
+        warn_skipped(skipped)
+        if empty and not allow_empty:
+            raise FileNotFoundError(f"Found no valid file for the classes {', '.join(sorted(empty))}")  # as torchvision
+        return samples
 
 
 def _class_folders(folder: Path) -> list[str]:
@@ -201,6 +214,4 @@ def _class_folders(folder: Path) -> list[str]:
 
 
 def _has_image(folder: Path) -> bool:
-    return any(
-        name.lower().endswith(IMG_EXTENSIONS) for _, _, names in os.walk(folder, followlinks=True) for name in names
-    )
+    return bool(walk_files(folder, is_image)[0])
