@@ -2,7 +2,8 @@
 
 The exported graph is the network alone (images in, logits out), with a dynamic
 batch size. What a user of the file needs besides it travels inside it: the class
-names, the normalisation (mean, std) and the input shape, as ONNX ``metadata_props``
+names, the normalisation (mean, std), the input shape and, for models trained on image
+files, every step from a file to the input (``preprocess``), as ONNX ``metadata_props``
 or as the ``resnet_lightning.json`` extra file of the ``.pt2`` archive
 (``torch.export.load(path, extra_files={"resnet_lightning.json": ""})``). The command
 then runs the file (onnxruntime, or the loaded ``ExportedProgram``) on batches of 1
@@ -153,12 +154,18 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def checkpoint_metadata(checkpoint: dict[str, Any], ckpt_path: Path) -> dict[str, Any]:
-    """What the export records about the checkpoint: model options, classes, normalisation, input shape."""
+    """What the export records about the checkpoint: model options, classes, normalisation, input shape.
+
+    ``preprocess``: for models trained on image files, every step from an image file to
+    the model's input (``ImageFilesDataModule.preprocess``; the README's ONNX example follows it).
+    """
     hparams = checkpoint.get("hyper_parameters", {})
     spec = dict(checkpoint.get("data_spec") or {})
     for value in checkpoint.values():  # a DataModule's own state (ImageFolderDataModule saves its classes)
-        if isinstance(value, dict) and "class_names" in value:
+        if isinstance(value, dict) and ("class_names" in value or "preprocess" in value):
             spec.update({k: v for k, v in value.items() if v is not None})
+    if spec.get("preprocess") is None and spec.get("mean") is not None:
+        spec["preprocess"] = _saved_preprocess(checkpoint.get("datamodule_hyper_parameters") or {}, spec)
     return {
         "producer": "resnet-lightning",
         "output": "logits",
@@ -170,8 +177,19 @@ def checkpoint_metadata(checkpoint: dict[str, Any], ckpt_path: Path) -> dict[str
         "mean": spec.get("mean"),
         "std": spec.get("std"),
         "input_shape": spec.get("input_shape"),
+        "preprocess": spec.get("preprocess"),
         "checkpoint": str(ckpt_path),
     }
+
+
+def _saved_preprocess(data_options: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any] | None:
+    """``preprocess`` for a checkpoint saved before DataModules recorded it, from the DataModule's options."""
+    if "eval_crop_size" not in data_options or not data_options.get("image_size"):
+        return None  # not a DataModule over image files
+    from .data.image_folder import eval_sizes, preprocess_spec  # late: torchvision is slow to import
+
+    resize, crop = eval_sizes(data_options["image_size"], data_options.get("eval_resize_size"), data_options.get("eval_crop_size"))
+    return preprocess_spec("L" if data_options.get("grayscale") else "RGB", resize, crop, spec["mean"], spec["std"])
 
 
 def resolve_checkpoint(ckpt_path: str, run: str | None, root: Path) -> Path:
