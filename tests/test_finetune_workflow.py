@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import csv
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +20,7 @@ from resnet_lightning.cli import cli_main
 from resnet_lightning.data import ImageFolderDataModule
 from resnet_lightning.data.digit_images import make_digits
 from resnet_lightning.export import read_metadata
+from tests.fixtures_data import SAME_AS_SOURCE, UNREADABLE, write_mixed_images
 
 RUN_NAME = "imagefolder-resnet18"
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
@@ -68,9 +72,9 @@ def test_predict_writes_one_labelled_row_per_image(fitted, monkeypatch, capsys) 
     table = rows(written)
     images = sorted((fitted / "digits" / "unlabelled").iterdir())
     assert [Path(row["path"]).name for row in table] == [p.name for p in images]  # one row each, in order
-    assert list(table[0]) == ["path", "label", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3"]
+    assert list(table[0]) == ["path", "label", "class_1", "prob_1", "class_2", "prob_2", "class_3", "prob_3", "error"]
     for row in table:
-        assert row["label"] == ""  # new images: no true class
+        assert row["label"] == "" and row["error"] == ""  # new images: no true class; all readable
         assert {row["class_1"], row["class_2"], row["class_3"]} == {"zero", "one", "two"}
         probs = [float(row[f"prob_{k}"]) for k in (1, 2, 3)]
         assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1, abs=1e-5)
@@ -113,6 +117,78 @@ def test_export_matches_the_written_predictions(fitted, monkeypatch, capsys, fmt
     row = next(r for r in predictions if Path(r["path"]).name == image.name)
     assert metadata["class_names"][int(probs.argmax())] == row["class_1"]
     assert float(probs.max()) == pytest.approx(float(row["prob_1"]), abs=1e-5)
+
+
+def predict_mixed(fitted: Path, capsys) -> tuple[Path, list[dict[str, str]], str]:
+    """Predict ``mixed/`` (write_mixed_images: formats, modes, a corrupt and a text file) through the CLI."""
+    mixed = fitted / "mixed"
+    if not mixed.is_dir():
+        write_mixed_images(mixed, min((fitted / "digits" / "unlabelled").iterdir()))
+    cli_main(["predict", *DATA, *MODEL, "--data.predict_path", "mixed", *QUIET])
+    err = capsys.readouterr().err
+    written = Path(re.search(r"rows written to (\S+predictions\.csv)", err).group(1))
+    return mixed, rows(written), err
+
+
+def test_predict_gives_every_file_one_row_and_reads_every_mode_as_training(fitted, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(fitted)
+    mixed, table, err = predict_mixed(fitted, capsys)
+    assert [row["path"] for row in table] == [f"mixed/{p.name}" for p in sorted(mixed.iterdir())]  # one row per file
+    by_name = {Path(row["path"]).name: row for row in table}
+    for name in UNREADABLE:  # a row that says why, no classes
+        assert by_name[name]["error"] and not by_name[name]["class_1"] and not by_name[name]["prob_1"]
+    assert by_name["notes.txt"]["error"] == "not an image file PIL can read"
+    assert by_name["truncated.png"]["error"].startswith("truncated or corrupt")
+    last = err.strip().splitlines()[-1]
+    assert f"{len(table)} rows written to" in last and f"{len(table) - 2} predictions and 2 file(s) that could not be read" in last
+    assert "mixed/notes.txt: not an image file PIL can read" in last and "their error column says why" in last
+    probabilities = lambda row: {row[f"class_{k}"]: float(row[f"prob_{k}"]) for k in (1, 2, 3)}  # noqa: E731
+    for name in SAME_AS_SOURCE:  # the same pixels once read: the same probabilities
+        assert probabilities(by_name[name]) == pytest.approx(probabilities(by_name["source.png"]), abs=2e-6), name
+    for name in ("large.jpg", "one_bit.png"):
+        assert by_name[name]["error"] == "" and sum(probabilities(by_name[name]).values()) == pytest.approx(1, abs=1e-5)
+
+
+def readme_onnx_snippet() -> str:
+    """The README's ONNX example: the Python block after the export command of 'Fine-tune on your own images'."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Fine-tune on your own images", 1)[1].split("\n## ", 1)[0]
+    return section.split("resnet-lightning export --ckpt_path best", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_onnx_example_reproduces_predict(fitted, monkeypatch, capsys, tmp_path) -> None:
+    """The README's code, run as it is on an export, gives predictions.csv's probabilities for files of every mode."""
+    monkeypatch.chdir(fitted)
+    mixed, table, _ = predict_mixed(fitted, capsys)
+    cli_main(["export", "--ckpt_path", "best", "--run", RUN_NAME])  # where the README's code looks: the run's export/
+    capsys.readouterr()
+    metadata = read_metadata(next((fitted / RUN_NAME / "version_0" / "export").glob("*.onnx")))
+    assert {k: metadata["preprocess"][k] for k in ("mode", "resize", "crop", "interpolation")} == {
+        "mode": "RGB", "resize": 18, "crop": 16, "interpolation": "bilinear (PIL Image.resize with Image.BILINEAR, which antialiases)"
+    }  # image_size 16: the shorter side to round(16 * 256 / 224), the centre 16 x 16
+    assert metadata["preprocess"]["mean"] == metadata["mean"]
+    # The README's paths, with digits/unlabelled/ holding the readable files of mixed/.
+    (tmp_path / "digits" / "unlabelled").mkdir(parents=True)
+    for path in mixed.iterdir():
+        if path.name not in UNREADABLE:
+            shutil.copy(path, tmp_path / "digits" / "unlabelled" / path.name)
+    (tmp_path / RUN_NAME / "version_0").mkdir(parents=True)
+    os.symlink(fitted / RUN_NAME / "version_0" / "export", tmp_path / RUN_NAME / "version_0" / "export")
+    result = subprocess.run([sys.executable, "-c", readme_onnx_snippet()], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    printed = {}
+    for line in result.stdout.strip().splitlines():
+        file, top, probs = line.split(" ", 2)
+        printed[Path(file).name] = (top, dict(zip(metadata["class_names"], ast.literal_eval(probs))))
+    expected = {Path(r["path"]).name: r for r in table if not r["error"]}
+    assert sorted(printed) == sorted(expected)
+    worst = 0.0
+    for name, (top, probs) in printed.items():
+        row = expected[name]
+        assert top == row["class_1"], name
+        for k in (1, 2, 3):
+            worst = max(worst, abs(probs[row[f"class_{k}"]] - float(row[f"prob_{k}"])))
+    assert worst < 1e-4, worst
 
 
 def test_export_user_errors_are_one_line(fitted, monkeypatch, capsys) -> None:
