@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import warnings
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
 
-from .space import SearchConfigError, grid
+from .space import SearchConfigError, grid, suggest
 
 SAMPLERS = {
     "tpe": optuna.samplers.TPESampler,
@@ -27,6 +28,7 @@ SAMPLERS = {
     "random": optuna.samplers.RandomSampler,
     "grid": optuna.samplers.GridSampler,
 }
+REFERENCE = "give each option the type and range Optuna's documentation of that class gives"
 PRUNERS = {"none": optuna.pruners.NopPruner, "median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner}
 
 
@@ -59,7 +61,7 @@ def make_sampler(spec: dict[str, Any], space: dict[str, BaseDistribution]) -> op
             return optuna.samplers.GridSampler(grid(space), **options)
         return SAMPLERS[spec["name"]](**options)
     except (TypeError, ValueError) as err:
-        raise SearchConfigError(f"sampler {spec['name']}: {err}") from None
+        raise SearchConfigError(f"sampler {spec['name']}: Optuna refused its options ({err}); {REFERENCE}") from None
 
 
 def make_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
@@ -68,4 +70,30 @@ def make_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
     try:
         return PRUNERS[spec["name"]](**options)
     except (TypeError, ValueError) as err:
-        raise SearchConfigError(f"pruner {spec['name']}: {err}") from None
+        raise SearchConfigError(f"pruner {spec['name']}: Optuna refused its options ({err}); {REFERENCE}") from None
+
+
+def try_algorithms(sampler: dict[str, Any], pruner: dict[str, Any], space: dict[str, BaseDistribution], directions: list[str]) -> None:
+    """Draw and prune two trials of a throwaway in-memory study with this sampler and pruner.
+
+    Optuna checks some options only when they are first used (``n_startup_trials: "5"``
+    fails at the first draw); this refuses them before the study exists, not at its first trial.
+
+    Raises:
+        SearchConfigError: Naming the sampler or pruner and Optuna's complaint.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study = optuna.create_study(directions=directions, sampler=make_sampler(sampler, space), pruner=make_pruner(pruner))
+        for _ in range(2):
+            what = f"sampler {sampler['name']}"
+            try:
+                trial = study.ask()
+                suggest(trial, space)
+                what = f"pruner {pruner['name']}"
+                trial.report(0.0, step=0)
+                trial.should_prune()
+                what = f"sampler {sampler['name']}"
+                study.tell(trial, [0.0] * len(directions))
+            except (TypeError, ValueError, KeyError) as err:
+                raise SearchConfigError(f"{what}: Optuna refused its options ({' '.join(str(err).split())}); {REFERENCE}") from None

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 from optuna.distributions import BaseDistribution
 
-from .algorithms import PRUNERS, SAMPLERS, normalise
+from .algorithms import PRUNERS, SAMPLERS, normalise, try_algorithms
 from .objectives import Objective, parse_objectives
 from .space import SearchConfigError, contains, describe, parse_space
 
@@ -103,6 +103,10 @@ def load_search_config(path: str | Path) -> SearchConfig:
         )
     if pruner["name"] != "none" and not any(o.is_metric for o in objectives) and not pruner.get("monitor"):
         raise SearchConfigError("pruner: no objective is a logged metric to watch; add pruner: {monitor: val/acc, ...}")
+    seed = sampler.get("seed")
+    if seed is not None:
+        sampler_seed(seed, f"{path}: sampler: seed:")
+    try_algorithms(sampler, pruner, space, [o.direction for o in objectives])
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, dict):
         raise SearchConfigError(f"fixed: {fixed!r} is not a mapping of dotted fit options to values, e.g. trainer.max_epochs: 10")
@@ -126,9 +130,6 @@ def load_search_config(path: str | Path) -> SearchConfig:
         positive_trials(raw["n_trials"], f"{path}: n_trials:")
     if raw.get("timeout") is not None:
         positive_seconds(raw["timeout"], f"{path}: timeout:")
-    seed = sampler.get("seed")
-    if seed is not None:
-        sampler_seed(seed, f"{path}: sampler: seed:")
     study = raw.get("study")
     if study is not None and (not isinstance(study, (str, int)) or isinstance(study, bool) or not str(study).strip()):
         raise SearchConfigError(f"{path}: study: {study!r} is not a name; e.g. study: digits-blocks (or leave it out)")

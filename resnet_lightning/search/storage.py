@@ -211,9 +211,14 @@ def fail_orphaned_trials(study: optuna.Study) -> dict[int, bool]:
         worker_host, _, pid = worker.rpartition(":")
         if worker_host != host or not pid.isdigit() or _alive(int(pid)):
             continue
-        study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"its worker {worker} stopped while it ran (killed?)")
-        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED_ATTR, True)
-        study.tell(trial.number, state=TrialState.FAIL)
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"its worker {worker} stopped while it ran (killed?)")
+            study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED_ATTR, True)
+            study.tell(trial.number, state=TrialState.FAIL)
+        except (RuntimeError, ValueError):  # another worker, started at the same moment, did it first
+            if study._storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+                continue
+            raise
         before = len(study.get_trials(deepcopy=False))
         retry_once(study, study._storage.get_trial(trial._trial_id))
         failed[trial.number] = len(study.get_trials(deepcopy=False)) > before

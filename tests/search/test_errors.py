@@ -52,6 +52,10 @@ SPACE = {"model.block": {"type": "categorical", "choices": ["basic", "plain"]}}
         ({"space": {"model.arch_kwargs.depth": {"type": "int", "low": None, "high": 20}}}, ["low=None", "an integer"]),
         ({"enqueue": [{"model.block": "prect"}]}, ["enqueue: model.block='prect'", "choices: basic, plain, se_basic"]),
         ({"enqueue": [{"model.optimizer.init_args.lr": 5.0}]}, ["lr=5.0", "1e-05 to 0.3, log"]),
+        # Options Optuna checks only when it uses them: refused before the study exists.
+        ({"sampler": {"name": "tpe", "n_startup_trials": "5"}}, ["sampler tpe", "Optuna refused"]),
+        ({"pruner": {"name": "median", "n_warmup_steps": "1"}}, ["pruner median", "Optuna refused"]),
+        ({"sampler": {"name": "nsga2", "population_size": 1}, "pruner": "none"}, ["sampler nsga2", "population_size"]),
         # Stop conditions, seed and name in the file are checked as the same options on the command line are.
         ({"n_trials": 0}, ["n_trials: 0", "integer >= 1"]),
         ({"n_trials": 2.5}, ["n_trials: 2.5", "integer >= 1"]),
