@@ -398,11 +398,16 @@ def _architecture_status(builder: Any) -> str:
     return "ok"
 
 
-def format_plugin_table(statuses: Iterable[PluginStatus]) -> str:
+def format_plugin_table(statuses: Iterable[PluginStatus], *, checked: bool = False) -> str:
     """A readable table of :func:`plugin_statuses`, one section per kind.
 
     Ends with a pytest-style ``plugins:`` line naming each distribution and
     version, and a count of the plugins that failed to load.
+
+    Args:
+        statuses: What :func:`plugin_statuses` returned.
+        checked: The statuses come from the full contract checker (``check=True``):
+            the last line says so.
     """
     statuses = list(statuses)
     columns = ("name", "distribution", "version", "target", "status")
@@ -424,7 +429,13 @@ def format_plugin_table(statuses: Iterable[PluginStatus]) -> str:
     if restriction:
         lines.append(f"{PLUGINS_ENV}={restriction}")
     errors = sum(not s.ok for s in statuses)
-    lines.append(f"{errors} of {len(statuses)} failed" if errors else f"all {len(statuses)} load")
+    if checked:
+        lines.append(
+            f"{errors} of {len(statuses)} failed the plugin contract check" if errors
+            else f"all {len(statuses)} load and keep the plugin contract (checked with resnet_lightning.testing)"
+        )
+    else:
+        lines.append(f"{errors} of {len(statuses)} failed" if errors else f"all {len(statuses)} load")
     return "\n".join(lines)
 
 
@@ -456,5 +467,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not timeout > 0 or math.isinf(timeout):
         parser.error(f"--timeout must be a positive number of seconds, got {args.timeout:g}")
     statuses = plugin_statuses(args.kind, names=args.check or None, timeout=timeout, check=check)
-    print(format_plugin_table(statuses))
+    print(format_plugin_table(statuses, checked=check))
     return 0 if all(s.ok for s in statuses) else 1

@@ -77,7 +77,8 @@ def check_block(block: str | type[nn.Module], /, **block_kwargs: Any) -> None:
     an option meant for another block; that it maps ``(N, in, H, W)`` to
     ``(N, out, ceil(H/stride), ceil(W/stride))`` for strides 1 and 2, odd and
     even sizes and changing channel counts, in train and eval mode, without
-    modifying its input; that every parameter gets a finite gradient; that eval
+    modifying its input; that every parameter gets a finite gradient (in the
+    architectures below, in eval mode, as :func:`check_architecture` checks); that eval
     mode is deterministic and changes no buffer; that ``forward(x)`` equals
     ``merge(branch(x), shortcut(x))`` in eval mode (the residual structure the
     analyses read; a block without ``branch``/``shortcut``/``merge`` gets a
@@ -228,7 +229,8 @@ def _run(block: nn.Module, name: str, x: torch.Tensor, expected: tuple[int, ...]
     return out
 
 
-def _check_gradients(module: nn.Module, what: str, out: torch.Tensor) -> None:
+def _check_gradients(module: nn.Module, what: str, out: torch.Tensor, *, finite: bool = True, mode: str = "") -> None:
+    """Every parameter receives a gradient of ``out`` (and, with ``finite``, a finite one)."""
     module.zero_grad(set_to_none=True)
     # A random projection, not out.sum(): a sum's gradient is blind to some bugs
     # (through a softmax over channels, say, it is zero for every input).
@@ -241,8 +243,10 @@ def _check_gradients(module: nn.Module, what: str, out: torch.Tensor) -> None:
                 f"{what}: parameter {param_name!r} received no gradient; every parameter must take part "
                 f"in forward (unused parameters also make DistributedDataParallel fail)"
             )
-        if not torch.isfinite(param.grad).all():
-            raise PluginContractError(f"{what}: parameter {param_name!r} has a non-finite gradient")
+        if finite and not torch.isfinite(param.grad).all():
+            raise PluginContractError(
+                f"{what}: parameter {param_name!r} has a non-finite gradient{f' in {mode} mode' if mode else ''}"
+            )
 
 
 def _check_structure(cls: type, name: str, configs: list[tuple[int, int, int]], block_kwargs: dict) -> bool:
@@ -384,7 +388,10 @@ def check_architecture(arch: str | Callable[..., nn.Module], /, *, input_size: i
     Checks that ``arch(*, num_classes, in_channels, block=None, **kwargs)`` accepts
     those keywords and returns an ``nn.Module`` whose logits are
     ``(N, num_classes)`` for two class counts and input channel counts, in train
-    and eval mode; that every parameter gets a finite gradient; that eval mode is
+    and eval mode; that every parameter gets a gradient in train mode, and a
+    finite one in eval mode (in train mode, an untrained network's gradient
+    through batch statistics grows exponentially with depth: resnet101 and a
+    1202-layer plain network overflow on their own); that eval mode is
     deterministic; that a second build loads the first one's state dict with
     ``strict=True`` and computes the same function (what reloading a checkpoint
     relies on); and, when ``block`` is given by name, that the block class
@@ -490,13 +497,24 @@ def _check_model(model: nn.Module, what: str, in_channels: int, size: int, num_c
         if not torch.isfinite(out).all():
             raise PluginContractError(f"{what} returned non-finite logits in {mode} mode")
         if mode == "train":
-            _check_gradients(model, what, out)
+            _check_gradients(model, what, out, finite=False)  # every parameter takes part in training
         outputs.append(out)
     if not torch.equal(outputs[1], outputs[2]):
         raise PluginContractError(
             f"{what} is not deterministic in eval mode: two forward passes on one input differ; "
             f"dropout and stochastic depth must follow self.training"
         )
+    # Finite gradients in eval mode, not train mode. In train mode a deep untrained network's
+    # gradient through batch statistics explodes with depth (Yang et al. 2019, "A mean field
+    # theory of batch normalization"), worst where a tiny input leaves a few values per channel
+    # (two samples at 1x1 in resnet101's last stages: inf at 15 px; a 1202-layer plain network
+    # overflows at any size): a property of the depth, not of the plugin. In eval mode the norm
+    # layers are fixed affine maps (their running statistics), so only the network's own
+    # arithmetic (a sqrt or division at zero, a log of a negative) can make a gradient non-finite.
+    model.eval()
+    with torch.enable_grad():
+        out = model(x)
+    _check_gradients(model, what, out, mode="eval")
 
 
 # --- helpers ------------------------------------------------------------------------

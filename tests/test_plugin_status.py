@@ -4,16 +4,23 @@ by ``use_plugins`` in ``conftest.py``): a broken import, a duplicate name."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+from collections.abc import Iterator
 
 import pytest
 from torch import nn
 
 import resnet_lightning
-from resnet_lightning import register_architecture, register_block
+from resnet_lightning import refresh_plugins, register_architecture, register_block
 from resnet_lightning.models import BasicBlock
 from resnet_lightning.plugin_status import NO_STRUCTURE, PluginStatus, format_plugin_table, main, plugin_statuses
-from resnet_lightning.registry import unregister
+from resnet_lightning.registry import PLUGINS_ENV, unregister
+from tests.project_plugins import SHIPPED_PLUGINS, project_entries
+
+# The project's own distributions only: whatever else is installed (a user's own plugin, even a
+# broken one) is not what these tests are about.
+PROJECT_ONLY = ",".join(SHIPPED_PLUGINS)
 
 EXAMPLE_PLUGINS = {
     "se-resnet": {"se_basic", "se_bottleneck", "se_resnet18", "se_resnet34", "se_resnet50"},
@@ -27,10 +34,29 @@ def by_name(statuses: list[PluginStatus]) -> dict[tuple[str, str, str], PluginSt
     return {(s.kind, s.name, s.distribution): s for s in statuses}
 
 
+@contextlib.contextmanager
+def _project_only(monkeypatch: pytest.MonkeyPatch, *others: str) -> Iterator[None]:
+    """Only the project's distributions (and ``others``) discovered, until the block ends."""
+    monkeypatch.setenv(PLUGINS_ENV, ",".join([PROJECT_ONLY, *others]))
+    refresh_plugins()  # discovery is cached; the variable is read when it is refreshed
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        refresh_plugins()
+
+
 @pytest.fixture(scope="module")
 def installed() -> list[PluginStatus]:
-    """Every installed plugin's status, checked once for the tests that only read it (seconds per run)."""
-    return plugin_statuses()
+    """The project's plugins' statuses, checked once for the tests that only read it (seconds per run)."""
+    with pytest.MonkeyPatch.context() as monkeypatch, _project_only(monkeypatch):
+        return plugin_statuses()
+
+
+@pytest.fixture
+def project_only() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as monkeypatch, _project_only(monkeypatch):
+        yield
 
 
 def test_every_builtin_loads_with_its_distribution_and_target(installed) -> None:
@@ -141,23 +167,51 @@ def test_the_table_has_a_section_per_kind_and_a_plugins_line() -> None:
     ]
 
 
-def test_main_prints_the_table_and_fails_on_a_broken_plugin(use_plugins, capsys) -> None:
-    assert main(["--kind", "block"]) == 0
+def test_main_prints_the_table_and_fails_on_a_broken_plugin(use_plugins, monkeypatch, capsys) -> None:
+    with pytest.MonkeyPatch.context() as restricted, _project_only(restricted):
+        assert main(["--kind", "block"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("blocks (") and "bottleneck" in out and "architectures (" not in out
-    use_plugins("rl-test-plugin")
+    monkeypatch.setenv(PLUGINS_ENV, f"{PROJECT_ONLY},rl-test-plugin")
+    use_plugins("rl-test-plugin")  # refreshes the discovery
     assert main(["--kind", "block"]) == 1
     rows = _rows(capsys.readouterr().out)  # the broken import, and the block that ignores its stride
     assert rows["rl_test_broken"].startswith("error: RuntimeError") and rows["rl_test_block"] == NO_STRUCTURE
     assert rows["rl_test_ignores_stride"].startswith("error: block 'rl_test_ignores_stride' breaks the block contract: ")
 
 
-def test_the_cli_plugins_command_prints_the_table(capsys) -> None:
+def test_the_cli_plugins_command_prints_the_table(project_only, capsys) -> None:
     from resnet_lightning.cli import cli_main
 
     cli_main(["plugins", "--kind", "block"])
     out = capsys.readouterr().out
     assert out.startswith("blocks (") and "resnet_lightning.models.blocks:BasicBlock" in out
+
+
+def test_check_passes_every_builtin_and_example_plugin_and_says_the_contract_was_checked() -> None:
+    # The command a plugin author gates CI on, over the project's own plugins, run once (about 30 s on
+    # two idle cores): resnet101, resnet152, cifar_plain1202 and resnext101_32x8d, whose train-mode
+    # gradient overflows on the checker's tiny input, pass, and a pass says the contract was checked.
+    done, seconds = _run_plugins_command(None, "--check", plugins=PROJECT_ONLY, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = _rows(done.stdout)
+    expected = {**project_entries("block"), **project_entries("architecture")}
+    assert set(rows) == set(expected) and {"resnet101", "resnet152", "cifar_plain1202"} <= set(rows)
+    assert [name for name, status in rows.items() if not status.startswith("ok")] == []
+    assert done.stdout.rstrip().splitlines()[-1] == (
+        f"all {len(rows)} load and keep the plugin contract (checked with resnet_lightning.testing)"
+    )
+    print(f"plugins --check over {len(rows)} plugins: {seconds:.1f} s")
+
+
+def test_a_plain_listing_says_only_that_they_load() -> None:
+    statuses = [PluginStatus("basic", "block", "resnet-lightning", "0.1.0", "m:B", "ok")]
+    assert format_plugin_table(statuses).splitlines()[-1] == "all 1 load"
+    assert format_plugin_table(statuses, checked=True).splitlines()[-1] == (
+        "all 1 load and keep the plugin contract (checked with resnet_lightning.testing)"
+    )
+    failed = [*statuses, PluginStatus("x", "block", "d", "1", "m:X", "error: breaks the block contract: ...")]
+    assert format_plugin_table(failed, checked=True).splitlines()[-1] == "1 of 2 failed the plugin contract check"
 
 
 # --- isolation: each plugin in a child process with a time limit ------------------------
@@ -170,7 +224,8 @@ def _run_plugins_command(site, *args: str, plugins: str = "rl-test-misbehaving",
     import sys
     import time
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+    paths = [str(site)] if site is not None else []
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]),
                RESNET_LIGHTNING_PLUGINS=plugins)
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "resnet_lightning", "plugins", *args], env=env,
@@ -245,9 +300,14 @@ def test_the_plugins_command_imports_no_lightning() -> None:
 
 def test_check_runs_the_contract_checker_on_the_named_plugins(use_plugins, capsys) -> None:
     use_plugins("rl-test-misbehaving", "rl-test-plugin")
-    assert main(["--check", "rl_wrong_shape", "rl_fine", "rl_test_block"]) == 1
-    rows = _rows(capsys.readouterr().out)
-    assert set(rows) == {"rl_wrong_shape", "rl_fine", "rl_test_block"}
+    broken = ["rl_wrong_shape", "rl_returns_dict", "rl_test_ignores_stride"]
+    assert main(["--check", *broken, "rl_fine", "rl_test_block"]) == 1
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert set(rows) == {*broken, "rl_fine", "rl_test_block"}
+    assert out.rstrip().splitlines()[-1] == "3 of 5 failed the plugin contract check"
+    assert rows["rl_returns_dict"] == "error: breaks the architecture contract: architecture 'rl-test-misbehaving:rl_returns_dict' returned dict, not a torch.nn.Module"
+    assert rows["rl_test_ignores_stride"].startswith("error: breaks the block contract: block 'rl-test-plugin:rl_test_ignores_stride' ")
     assert rows["rl_fine"] == "ok"
     assert rows["rl_test_block"] == "ok (no branch/shortcut/merge: the residual analyses skip it)"
     assert rows["rl_wrong_shape"].startswith(

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_lightning import list_plugins
+from resnet_lightning import create_model, list_plugins
 from resnet_lightning.models import BasicBlock, ResNet, make_shortcut
 from resnet_lightning.testing import PluginContractError, check_architecture, check_block
 
@@ -216,6 +216,24 @@ def ignores_block_names(*, num_classes: int = 10, in_channels: int = 3, block: A
     return ResNet(block_cls, [1], widths=(8,), stem="cifar", in_channels=in_channels, num_classes=num_classes)
 
 
+class _NormalisedLogits(nn.Module):
+    """Logits divided by their norm, which is zero for the zero-initialised head: 0/0 in backward only."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        nn.init.zeros_(net.fc.weight)
+        nn.init.zeros_(net.fc.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(x)  # (N, num_classes), all zero at initialisation
+        return logits + torch.sqrt(logits.pow(2).sum(dim=1, keepdim=True))  # finite forward, NaN gradient
+
+
+def nan_gradient(*, num_classes: int = 10, in_channels: int = 3, block: Any = None, **kwargs: Any) -> nn.Module:
+    return _NormalisedLogits(ResNet(BasicBlock, [1], widths=(8,), stem="cifar", in_channels=in_channels, num_classes=num_classes))
+
+
 @pytest.mark.parametrize(
     ("arch", "kwargs", "message"),
     [
@@ -224,6 +242,7 @@ def ignores_block_names(*, num_classes: int = 10, in_channels: int = 3, block: A
         (ignores_in_channels, {}, "raised RuntimeError in train mode on an input of shape [2, 1, 15, 15]"),
         (returns_a_function, {}, "returned function, not a torch.nn.Module"),
         (ignores_block_names, dict(block="bottleneck"), "builds a different network for block='bottleneck' than for block=Bottleneck"),
+        (nan_gradient, {}, "(block=None, num_classes=3, in_channels=1): parameter 'net.conv1.weight' has a non-finite gradient in eval mode"),
     ],
 )
 def test_a_broken_architecture_fails_naming_it_and_the_fault(arch: Any, kwargs: dict[str, Any], message: str) -> None:
@@ -233,6 +252,18 @@ def test_a_broken_architecture_fails_naming_it_and_the_fault(arch: Any, kwargs: 
 
 
 # --- through the entry points of a really installed third-party distribution ----------
+
+
+def test_a_deep_untrained_network_passes_though_its_train_mode_gradient_overflows() -> None:
+    # Two 15x15 images leave resnet101 two values per channel in its last stages; the gradient
+    # through batch statistics is then inf (the 1202-layer plain network's at any size; both are in
+    # the plugins --check test). That is depth, not a broken plugin: the finite-gradient check is in eval mode.
+    torch.manual_seed(0)
+    model = create_model("resnet101", num_classes=3, in_channels=1).train()
+    out = model(torch.randn(2, 1, 15, 15))
+    (out * torch.randn_like(out)).sum().backward()
+    assert not torch.isfinite(model.conv1.weight.grad).all()  # the overflow is real...
+    check_architecture("resnet101")  # ...and not the plugin's fault
 
 
 def test_an_installed_plugin_is_checked_by_its_registry_name(use_plugins) -> None:
