@@ -18,6 +18,7 @@ import os
 import re
 import tempfile
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -236,6 +237,23 @@ def _input_shape(metadata: dict[str, Any], input_size: int | None, in_channels: 
     )
 
 
+def _positive_int(text: str) -> int:
+    value = int(text) if text.strip().lstrip("+-").isdigit() else None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of pixels, e.g. 32")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0, e.g. 1e-4")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, with a bad option as one line (what was wrong, where to look) instead of usage + error."""
 
@@ -256,8 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default=".", help="where the runs are (fit's --trainer.default_root_dir; default .)")
     parser.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (torch.onnx, dynamo) or pt2 (torch.export)")
     parser.add_argument("--output", default=None, help="the file to write (default: <run>/export/<checkpoint>.<format>)")
-    parser.add_argument("--input_size", type=int, default=None, help="image side (default: the one the checkpoint was trained on)")
-    parser.add_argument("--tolerance", type=float, default=1e-4,
+    parser.add_argument("--input_size", type=_positive_int, default=None, help="image side (default: the one the checkpoint was trained on)")
+    parser.add_argument("--tolerance", type=_non_negative_float, default=1e-4,
                         help="largest accepted |exported - eager| logit, relative to the largest logit if above 1 (default 1e-4)")
     args = parser.parse_args(argv)
 
@@ -271,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     shape = _input_shape(metadata, args.input_size, classifier.hparams.in_channels)
     metadata["input_shape"] = shape
     output = Path(args.output) if args.output else default_output(ckpt, args.format)
+    if output.is_dir():  # as cp does: into the directory, under the checkpoint's name
+        output = output / f"{ckpt.stem}.{args.format}"
+    if output.suffix != f".{args.format}":
+        parser.error(f"--output {output} does not end in .{args.format}, the --format written; name it {output.with_suffix('.' + args.format).name}")
     output.parent.mkdir(parents=True, exist_ok=True)
     model = classifier.model.float().eval()
     start = time.perf_counter()
@@ -293,9 +315,12 @@ def main(argv: list[str] | None = None) -> int:
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata an export wrote into ``path`` (``.onnx`` or ``.pt2``), values decoded."""
     if str(path).endswith(".pt2"):
-        extra = {METADATA_FILE: ""}
-        torch.export.load(str(path), extra_files=extra)
-        return json.loads(extra[METADATA_FILE])
+        # Read from the archive itself: torch.export.load would unpickle the program's constants.
+        with zipfile.ZipFile(path) as archive:
+            member = next((n for n in archive.namelist() if n.endswith(f"extra/{METADATA_FILE}")), None)
+            if member is None:
+                raise ExportError(f"{path} holds no {METADATA_FILE}; it was not written by resnet-lightning export")
+            return json.loads(archive.read(member))
     import onnx
 
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
