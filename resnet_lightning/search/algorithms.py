@@ -82,6 +82,15 @@ def try_algorithms(sampler: dict[str, Any], pruner: dict[str, Any], space: dict[
     Raises:
         SearchConfigError: Naming the sampler or pruner and Optuna's complaint.
     """
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in memory" line
+    try:
+        _try_algorithms(sampler, pruner, space, directions)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _try_algorithms(sampler: dict[str, Any], pruner: dict[str, Any], space: dict[str, BaseDistribution], directions: list[str]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = optuna.create_study(directions=directions, sampler=make_sampler(sampler, space), pruner=make_pruner(pruner))

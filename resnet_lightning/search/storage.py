@@ -18,6 +18,7 @@ and of other hosts, are never touched that way.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
@@ -78,6 +79,7 @@ def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
         path = Path(address)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _check_journal(path)
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as err:
             raise StorageError(f"cannot open journal file {path}: {err.strerror or err}; pick a writable --output or --storage") from None
@@ -102,6 +104,30 @@ def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
             f"cannot open storage {shown(address)}: {first}; check that the server runs and that the URL "
             "(e.g. postgresql://USER:PASSWORD@HOST:5432/DB) is right"
         ) from None
+
+
+def _check_journal(path: Path) -> None:
+    """Refuse a journal file with a line that is not one of Optuna's JSON records.
+
+    Optuna skips an unreadable *last* line (it may be a record being written) and
+    would append after it, leaving a file no reader can open; a damaged or foreign
+    file is refused here instead, before anything is added to it.
+    """
+    if not path.is_file():
+        return
+    with open(path, "rb") as journal:
+        for number, line in enumerate(journal, 1):
+            if not line.endswith(b"\n"):
+                break  # a record another worker is writing right now
+            try:
+                record = json.loads(line)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                record = None
+            if not isinstance(record, dict) or "op_code" not in record:
+                raise StorageError(
+                    f"journal file {path} is damaged or not an Optuna journal (line {number} is not one of its records); "
+                    "move it away to start a new study there, or pass another --output or --storage"
+                )
 
 
 def _check_url(address: str) -> None:

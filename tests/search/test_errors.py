@@ -153,3 +153,16 @@ def test_an_objective_no_fit_logs_ends_the_search_after_the_first_trial(tmp_path
     study = journal_study(tmp_path / "out" / "study.journal")
     assert [t.state for t in study.trials] == [TrialState.FAIL]  # one trial ran, not three
     assert "'val/accuracy'" in study.trials[0].user_attrs["fail_reason"]
+
+
+def test_a_damaged_journal_or_a_file_that_is_no_journal_is_refused_untouched(tmp_path: Path, capsys) -> None:
+    search = tiny_search(tmp_path / "s.yaml")
+    (tmp_path / "out").mkdir()
+    journal = tmp_path / "out" / "study.journal"
+    journal.write_text('{"op_code": 0, "worker_id": "w", "study_name": "tiny", "directions": [2]}\n{"op_code": 4, "stu\n')
+    for extra in (["--summary"], ["--n_trials", "1"]):
+        err = search_error(capsys, "--config", str(search), "--output", str(tmp_path / "out"), *extra)
+        assert f"journal file {journal} is damaged" in err and "line 2" in err
+    before = search.read_text()  # a --storage naming the search file itself: never appended to
+    err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", str(search))
+    assert "not an Optuna journal (line 1" in err and search.read_text() == before
