@@ -14,9 +14,11 @@ import signal
 import time
 from pathlib import Path
 
+import optuna
+from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from resnet_lightning.search.storage import counted_trials
+from resnet_lightning.search.storage import counted_trials, open_storage, retry_once
 
 from .helpers import GOOD, finish, journal_study, start_search, tiny_search
 
@@ -77,3 +79,26 @@ def test_kill_and_rerun_continues_the_same_study(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "best.yaml").is_file()
 
     assert [t.number for t in counted_trials(study)] == [retried.number]
+
+
+def test_a_requeued_trial_starts_clean_runs_once_and_replaces_the_dead_one(tmp_path: Path) -> None:
+    # What Optuna's heartbeat (databases) and a rerun after a kill (any storage) do with a trial whose worker died.
+    study = optuna.create_study(storage=open_storage(str(tmp_path / "study.journal")), study_name="s", direction="maximize")
+    dead = study.ask({"x": FloatDistribution(0.0, 1.0)})
+    dead.set_user_attr("pruned_at_epoch", 0)  # what the dead run had recorded: its rerun must not inherit it
+    study.tell(dead, state=TrialState.FAIL)
+    retry_once(study, study.trials[0])
+    waiting = study.trials[1]
+    assert waiting.state == TrialState.WAITING and waiting.params == dead.params and waiting.user_attrs == {}
+    assert counted_trials(study) == []  # the dead trial does not count: its rerun takes its place
+    study.optimize(lambda trial: trial.suggest_float("x", 0.0, 1.0), n_trials=1)
+    rerun = study.trials[1]
+    assert rerun.state == TrialState.COMPLETE and rerun.params == dead.params
+    assert [t.number for t in counted_trials(study)] == [1]
+    # A rerun that dies too is not queued a third time (a trial that kills its worker would loop forever).
+    again = study.ask()
+    study.tell(again, state=TrialState.FAIL)
+    frozen = study.trials[2]
+    frozen.system_attrs.update({"failed_trial": 0, "retry_history": [0]})
+    retry_once(study, frozen)
+    assert len(study.trials) == 3
