@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import socket
 import time
 import warnings
@@ -60,8 +61,8 @@ def shown(address: str) -> str:
 
     try:
         return make_url(address).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - an unparsable URL is reported by open_storage itself
-        return address
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported by open_storage itself; still no password
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", address)
 
 
 def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
@@ -100,6 +101,11 @@ def open_storage(address: str, heartbeat: bool = False) -> BaseStorage:
         raise StorageError(f"--storage {shown(address)}: the database driver for {scheme} is not installed; pip install {driver}") from None
     except Exception as err:  # noqa: BLE001 - SQLAlchemy's errors come in many classes; the first line says which
         first = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+        if scheme == "sqlite":
+            raise StorageError(
+                f"cannot open SQLite database {shown(address)}: {first}; check that its directory exists and is writable "
+                "and that the file, if there, is an SQLite database (sqlite:///relative.db, sqlite:////absolute/path.db)"
+            ) from None
         raise StorageError(
             f"cannot open storage {shown(address)}: {first}; check that the server runs and that the URL "
             "(e.g. postgresql://USER:PASSWORD@HOST:5432/DB) is right"
@@ -139,7 +145,7 @@ def _check_url(address: str) -> None:
     try:
         url = make_url(address)
     except (ArgumentError, ValueError) as err:
-        raise StorageError(f"--storage {address}: not a database URL ({' '.join(str(err).split())}); {example}") from None
+        raise StorageError(f"--storage {shown(address)}: not a database URL ({' '.join(str(err).split())}); {example}") from None
     try:
         url.get_dialect()
     except NoSuchModuleError:

@@ -132,6 +132,7 @@ def test_files_and_places_that_cannot_be_used(tmp_path: Path, capsys) -> None:
         ("sqlite:///:memory:", "memory"),
         ("postgres://user:secret@localhost/optuna", "unknown database kind 'postgres'"),
         ("mongodb://localhost/optuna", "unknown database kind 'mongodb'"),
+        ("postgresql://user:secret@localhost:port/optuna", "not a database URL"),
     ],
 )
 def test_storage_urls_that_cannot_hold_a_study(tmp_path: Path, capsys, storage: str, expected: str) -> None:
@@ -166,3 +167,10 @@ def test_a_damaged_journal_or_a_file_that_is_no_journal_is_refused_untouched(tmp
     before = search.read_text()  # a --storage naming the search file itself: never appended to
     err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", str(search))
     assert "not an Optuna journal (line 1" in err and search.read_text() == before
+
+
+def test_an_sqlite_file_that_cannot_be_opened_says_why(tmp_path: Path, capsys) -> None:
+    search = tiny_search(tmp_path / "s.yaml")
+    for storage, expected in ((f"sqlite:///{tmp_path}/no/such/dir/study.db", "unable to open"), (f"sqlite:///{search}", "not a database")):
+        err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", storage, "--output", str(tmp_path / "o"))
+        assert "cannot open SQLite database" in err and expected in err and "server" not in err
