@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from typing_extensions import override
 
-from resnet_lightning.data.base import BaseDataModule
+from resnet_lightning.data.base import BaseDataModule, check_readable
 from resnet_lightning.data.errors import DataConfigError, DataError
 from resnet_lightning.data.images import (  # ImageDecodeError and load_image: also importable from here
     IMAGE_EXTENSIONS,
@@ -228,6 +228,10 @@ class ImageFolderDataModule(ImageFilesDataModule):
                 f"val_fraction={val_fraction} and test_fraction={test_fraction} must be fractions in [0, 1) "
                 "that leave images for training, e.g. 0.1 and 0.2"
             )
+        for option, value in (("data_dir", data_dir), ("predict_path", predict_path)):
+            if value is not None and not str(value).strip():
+                wanted = "a folder of class folders" if option == "data_dir" else "an image file or a folder of images"
+                raise DataConfigError(f"--data.{option} is empty; give {wanted}")
         self.data_dir = Path(data_dir).expanduser()
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.grayscale = grayscale
@@ -242,6 +246,11 @@ class ImageFolderDataModule(ImageFilesDataModule):
             raise DataConfigError(f"std={std} must be positive")
         self.split_root = self.data_dir / "train" if (self.data_dir / "train").is_dir() else self.data_dir
         self.class_names: list[str] = class_folders(self.split_root)  # known now: the CLI builds the model from it
+        if len(self.class_names) < 2:
+            raise DataError(
+                f"{self.split_root} has one class folder ({self.class_names[0]}); a classifier needs at least two, "
+                f"one folder per class: {self.split_root}/<class>/<image>"
+            )
         if num_classes is not None and num_classes != len(self.class_names):
             raise DataConfigError(
                 f"num_classes={num_classes} but {self.split_root} has {len(self.class_names)} class folders; "
@@ -340,10 +349,12 @@ class ImageFolderDataModule(ImageFilesDataModule):
 def class_folders(folder: Path) -> list[str]:
     """The sorted class sub-folders of ``folder``; a ``DataError`` saying what to do if there are none."""
     if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
         raise DataError(
-            f"image folder {folder} does not exist; expected {folder}/<class>/<image> or {folder}/train/<class>/<image>. "
+            f"image folder {folder} {what}; expected {folder}/<class>/<image> or {folder}/train/<class>/<image>. "
             "Point --data.data_dir at it (python -m resnet_lightning.data.digit_images DIR makes one)"
         )
+    check_readable(folder)
     names = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
     if not names:
         loose = sum(1 for entry in os.scandir(folder) if entry.is_file() and is_image(entry.name))
@@ -384,7 +395,7 @@ def list_images(
         items += [(path, classes[name]) for path in images]
     if empty:
         raise DataError(
-            f"class folder(s) without images ({', '.join(ext.lstrip('.') for ext in IMAGE_EXTENSIONS[:8])}, ...): "
+            "class folder(s) without images (png, jpg, jpeg, gif, bmp, tif, tiff, webp, ...): "
             f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}; add images or delete the folder"
         )
     if others:
@@ -403,6 +414,8 @@ def predict_files(path: Path, mode: str = "RGB") -> list[Path]:
     a row in ``predictions.csv``, with what is wrong if it cannot be read. The folder
     must hold at least one image.
     """
+    if path.exists() and not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        raise DataError(f"--data.predict_path {path} is not readable by this user (permission denied); give it read access")
     if path.is_file():
         try:
             load_image(path, mode)  # one file asked for: an error now if it is not a readable image

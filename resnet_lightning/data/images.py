@@ -158,7 +158,14 @@ def walk_files(
     entered = {key: path for path in [*folder.resolve().parents, *avoid] if (key := _key(path)) is not None}
     entered[_key(folder)] = folder
     files, notes = [], []
-    for root, dirs, names in os.walk(folder, followlinks=True):
+
+    def unreadable(err: OSError) -> None:  # os.walk would skip a folder it cannot list, without a word
+        raise DataError(
+            f"{err.filename} cannot be listed ({err.strerror}); give read access (chmod -R a+rX {err.filename}) "
+            "or move it out of the folder"
+        )
+
+    for root, dirs, names in os.walk(folder, followlinks=True, onerror=unreadable):
         here = Path(root)
         dirs.sort()
         for name in list(dirs):

@@ -156,3 +156,17 @@ def test_imagenet_layout_counts_each_file_once_too(tmp_path, capsys) -> None:
     dm.setup("fit")
     assert len(dm.train_set) == 8 and len({os.path.realpath(p) for p, _ in dm.train_set.samples}) == 8
     assert "n00000000/loop -> " in capsys.readouterr().err
+
+
+def test_data_dir_and_predict_path_that_are_no_folder_are_one_line(digits_tree, tmp_path) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(DataError, match=r"image folder .*afile is a file, not a folder; expected"):
+        ImageFolderDataModule(data_dir=str(afile))
+    (tmp_path / "single" / "cats").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"single has one class folder \(cats\); a classifier needs at least two"):
+        ImageFolderDataModule(data_dir=str(tmp_path / "single"))
+    for option in ("data_dir", "predict_path"):  # "" would be the working directory, everything below it
+        kwargs = {"data_dir": str(digits_tree / "labelled"), option: " "}
+        with pytest.raises(DataError, match=rf"--data.{option} is empty; give (a|an image file or a) folder"):
+            ImageFolderDataModule(**kwargs)
