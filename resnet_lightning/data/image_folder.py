@@ -338,6 +338,16 @@ class ImageFolderDataModule(ImageFilesDataModule):
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.class_names = list(state_dict["class_names"])  # the model's outputs are the checkpoint's classes
+        saved = state_dict.get("preprocess") or {}
+        sizes = (saved.get("resize"), saved.get("crop"))
+        if None not in sizes and sizes != (self.eval_resize_size, self.eval_crop_size):
+            # Images are evaluated as in training: the sizes the model was trained for, as the normalisation.
+            warn(
+                f"evaluating images resized to {sizes[0]} and centre-cropped to {sizes[1]}, as the checkpoint's "
+                f"training did, not {self.eval_resize_size} and {self.eval_crop_size} (from --data.image_size / "
+                "--data.eval_resize_size / --data.eval_crop_size); pass the options the model was trained with"
+            )
+            self.eval_resize_size, self.eval_crop_size = sizes
         if state_dict.get("mean") is not None:
             self.build_transforms(state_dict["mean"], state_dict["std"])
             for split in ("train", "val", "test", "predict"):

@@ -170,3 +170,14 @@ def test_data_dir_and_predict_path_that_are_no_folder_are_one_line(digits_tree, 
         kwargs = {"data_dir": str(digits_tree / "labelled"), option: " "}
         with pytest.raises(DataError, match=rf"--data.{option} is empty; give (a|an image file or a) folder"):
             ImageFolderDataModule(**kwargs)
+
+
+def test_a_checkpoint_evaluates_at_its_training_sizes(digits_tree, capsys) -> None:
+    trained = ImageFolderDataModule(data_dir=str(digits_tree / "labelled"), **options(eval_resize_size=20))
+    other = ImageFolderDataModule(data_dir=str(digits_tree / "labelled"), predict_path=str(digits_tree / "mixed"), **options(image_size=8))
+    other.setup("predict")
+    other.load_state_dict(trained.state_dict())  # as predict --ckpt_path restores it
+    assert (other.eval_resize_size, other.eval_crop_size) == (20, 16) and other.predict_set[0][0].shape == (3, 16, 16)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("resnet-lightning: warning: evaluating images resized to 20 and centre-cropped to 16, as the checkpoint")
+    assert "not 9 and 8" in err and "\n" not in err
