@@ -29,6 +29,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from typing_extensions import override
 
 from .safe_load import SAFE_GLOBALS, FileLoadError, UnsafeFileError, safe_load
+from .storage import StorageFullError, storage_full
 
 # Temporary files are named ".<target>.partial-<pid>-<token>": hidden, plainly
 # unfinished, and carrying the pid of the process that writes them.
@@ -48,9 +49,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     A local checkpoint is written to a hidden ``.<name>.partial-<pid>-<token>`` file
     in the target's own directory, flushed and fsync'ed, renamed onto the target with
     ``os.replace``, and the directory is fsync'ed so that the rename survives a power
-    cut too. A save that fails removes its partial file; partial files left by killed
-    processes are removed by the next save into the same directory. Remote paths
-    (``s3://`` and other fsspec URLs) are saved by Lightning's ``TorchCheckpointIO``.
+    cut too. A save that fails removes its partial file (a full disk or a file-size
+    limit raises :class:`~resnet_lightning.storage.StorageFullError` naming the target);
+    partial files left by killed processes are removed by the next save into the same
+    directory. Remote paths (``s3://`` and other fsspec URLs) are saved by Lightning's
+    ``TorchCheckpointIO``.
 
     Use it as ``Trainer(plugins=[AtomicCheckpointIO()])``.
     """
@@ -72,6 +75,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         target = Path(local_path)
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_partials(target.parent)
+        existed = target.is_file()
         partial, fd = _create_partial(target)
         try:
             with os.fdopen(fd, "wb") as file:
@@ -80,8 +84,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 os.fsync(file.fileno())  # the bytes are on disk before the rename can be
             os.replace(partial, target)
             _fsync_directory(target.parent)  # ... and so is the rename
-        except BaseException:  # KeyboardInterrupt too: never leave a partial file we could remove
+        except BaseException as error:  # KeyboardInterrupt too: never leave a partial file we could remove
             partial.unlink(missing_ok=True)
+            full = storage_full(error)
+            if full is not None and not isinstance(full, StorageFullError):
+                # torch's zip writer words it "unexpected pos 374720 vs 374608": say what happened, and where.
+                kept = f"the previous {target.name} is unchanged" if existed else f"{target.name} was not written"
+                raise StorageFullError(full, target, f"{kept} and no partial file is left") from error
             raise
         finally:
             with _in_flight_lock:

@@ -13,6 +13,7 @@ and 4 and prints the largest absolute difference from the eager model.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from torch import nn
 
 from . import runs
 from .checkpoint_io import read_checkpoint, require_complete_checkpoint
+from .storage import StorageFullError, storage_full
 
 FORMATS = ("onnx", "pt2")
 METADATA_FILE = "resnet_lightning.json"  # the .pt2 extra file holding the metadata
@@ -52,11 +54,13 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | os.PathLike
     except ImportError:
         raise ExportError("--format onnx needs the onnx and onnxscript packages: pip install 'resnet-lightning[export]'") from None
     batch = torch.export.Dim("batch", min=1)
-    torch.onnx.export(
-        model, (example,), str(path), dynamo=True, dynamic_shapes=({0: batch},),
+    program = torch.onnx.export(
+        model, (example,), dynamo=True, dynamic_shapes=({0: batch},),
         input_names=["images"], output_names=["logits"], verbose=False,
     )
-    proto = onnx.load(str(path))
+    # Built in memory and written once by onnx.save (Python's own file writes): torch's writer
+    # of external data reports a full disk as "9216 requested and 3440 written", without errno.
+    proto = program.model_proto
     onnx.helper.set_model_props(proto, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
     onnx.save(proto, str(path))
 
@@ -65,7 +69,11 @@ def export_pt2(model: nn.Module, example: torch.Tensor, path: str | os.PathLike[
     """Write ``model`` as a ``torch.export`` archive (``.pt2``), batch size dynamic, metadata in an extra file."""
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    torch.export.save(program, str(path), extra_files={METADATA_FILE: json.dumps(metadata)})
+    # Into memory first: torch's zip writer, failing on a full disk while writing a file,
+    # aborts the whole process from a destructor (std::terminate), past any except.
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer, extra_files={METADATA_FILE: json.dumps(metadata)})
+    Path(path).write_bytes(buffer.getbuffer())
 
 
 def max_abs_difference(
@@ -129,6 +137,8 @@ def export(
         except ExportError:
             raise
         except Exception as exc:  # the exporter's: an operation it cannot translate, a data-dependent branch
+            if storage_full(exc) is not None:  # a full disk, not the exporter (the CLI says so)
+                raise
             other = "pt2" if fmt == "onnx" else "onnx"
             raise ExportError(
                 f"{type(model).__name__} does not export to {fmt} ({_root_cause(exc)}); the forward pass "
@@ -299,7 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     # Written beside the target and renamed: a failed export or check never leaves a file that looks complete.
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as scratch:
         staged = Path(scratch) / output.name
-        result = export(model, staged, args.format, shape, metadata, args.tolerance)
+        try:
+            result = export(model, staged, args.format, shape, metadata, args.tolerance)
+        except OSError as error:
+            if (full := storage_full(error)) is None:
+                raise
+            raise StorageFullError(full, output, "nothing was written there") from error
         os.replace(staged, output)
     seconds = time.perf_counter() - start
     if result is None:
