@@ -177,13 +177,6 @@ def parse_error(exc: BaseException, argv: Sequence[str], parsers: dict[str, Any]
         flag = m[1].split("=", 1)[0]
         known = list(getattr(parsers.get(subcommand), "_option_string_actions", {}))
         return UsageError(_join(f"{flag} is not an option", _did_you_mean(flag, known), help_hint))
-    if (m := re.search(r"^Expected an? (.+?)\. Got value: (.*)$", str(innermost), re.S)) is not None:
-        return UsageError(_wrong_type(key, m[1], _value_of(argv, key) or m[2], help_hint))
-    if (m := re.search(r'Linked "([\w.]+)" must be given via "([\w.]+)"', str(innermost))) is not None:
-        return UsageError(
-            f"--{m[1]} is not an option of its own: the DataModule sets it ({m[2]}); remove --{m[1]} from the "
-            "command line or the config (another DataModule, e.g. --data CIFAR10DataModule, brings its own)"
-        )
     if (m := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", str(innermost))) is not None:
         from .cli import EXTRA_COMMANDS  # the commands beside LightningCLI's
 
@@ -193,49 +186,6 @@ def parse_error(exc: BaseException, argv: Sequence[str], parsers: dict[str, Any]
         )
     option = f"--{key}: " if key else ""
     return UsageError(f"{option}{' '.join(str(innermost).split())}; {help_hint}")
-
-
-_TYPE_WORDS = {
-    "<class 'int'>": "a whole number, e.g. 3",
-    "<class 'float'>": "a number, e.g. 0.1",
-    "<class 'bool'>": "true or false",
-    "<class 'str'>": "a string",
-    "<class 'dict'>": "a mapping, e.g. {depth: 56}",
-    "<class 'list'>": "a list, e.g. [a, b]",
-}
-
-
-def _wrong_type(key: str, expected: str, value: str, help_hint: str) -> str:
-    """"--trainer.max_epochs abc: expected a whole number, e.g. 3" for jsonargparse's "Expected a <class 'int'>"."""
-    from .config_limits import ConfigTooLargeError, limited_yaml_load
-
-    shown = value if len(value) <= 80 else value[:77] + "..."
-    option = f"--{key} {shown}" if key else shown
-    if (literal := re.fullmatch(r"typing\.Literal\[(.*)\]", expected)) is not None:
-        wanted = f"one of {literal[1]}"
-        choices = [c.strip().strip("'\"") for c in literal[1].split(",")]
-        return _join(f"{option}: expected {wanted}", _did_you_mean(value, choices), help_hint)
-    wanted = _TYPE_WORDS.get(expected, expected.replace("<class '", "").replace("'>", ""))
-    hint = ""
-    stripped = value.strip()
-    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "\"'":
-        hint = f"write it without quotes ({stripped[1:-1]}), which make it a string"
-    elif expected == "<class 'int'>" and re.fullmatch(r"[-+]?\d*\.\d+|[-+]?\d+(\.\d*)?[eE][-+]?\d+", stripped):
-        hint = "a count takes no decimal point or exponent"
-    elif expected == "<class 'dict'>" and stripped.startswith("{"):
-        try:
-            loaded = limited_yaml_load(stripped)
-        except ConfigTooLargeError as err:
-            hint = f"refused: the YAML {err}"
-        except Exception as err:  # what the YAML parser said is the message
-            hint = f"it is not valid YAML ({' '.join(str(getattr(err, 'problem', None) or err).split())})"
-        else:
-            if isinstance(loaded, dict) and re.search(r"\w:[^\s/]", stripped):
-                spaced = re.sub(r"(\w):(?=[^\s/])", r"\1: ", stripped)
-                hint = f"YAML needs a space after each colon of a mapping: {spaced}"
-            elif isinstance(loaded, str) or loaded == stripped:
-                hint = "YAML read it as text, not a mapping; write it as {key: value, ...}, a space after each colon"
-    return _join(f"{option}: expected {wanted}", hint, help_hint)
 
 
 def unknown_class(key: str, name: str) -> str:
@@ -296,8 +246,6 @@ def _unreadable_config(argv: Sequence[str]) -> str | None:
     """The message for the first config file on the command line that is not text, or not valid YAML."""
     import yaml
 
-    from .config_limits import ConfigTooLargeError, check_yaml_size
-
     for path in _files_in(argv):
         try:
             text = path.read_text(encoding="utf-8")
@@ -309,21 +257,16 @@ def _unreadable_config(argv: Sequence[str]) -> str | None:
         except OSError:
             continue
         try:
-            check_yaml_size(text)  # first: safe_load would recurse, or expand an alias bomb, for minutes
             yaml.safe_load(text)
-        except ConfigTooLargeError as err:
-            return f"{path}: not loaded: the YAML {err}"
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
             started = err.context_mark
             context = f" ({err.context} at line {started.line + 1})" if err.context and started is not None else ""
-            cause = (
-                "a config is a few levels deep"
-                if "nesting depth" in str(err.problem)
-                else "an unclosed bracket or quote, or a tab in the indentation, is the usual cause"
+            return (
+                f"{path}, {where}: YAML syntax error: {err.problem}{context}; fix the file there "
+                "(an unclosed bracket or quote, or a tab in the indentation, is the usual cause)"
             )
-            return f"{path}, {where}: YAML syntax error: {err.problem}{context}; fix the file there ({cause})"
         except yaml.YAMLError as err:
             return f"{path}: YAML error: {' '.join(str(err).split())}; fix the file"
     return None
