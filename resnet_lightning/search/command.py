@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import optuna
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int | None:
     finished = len(counted_trials(study))
     print(f"search: study {name!r} in {shown(address)}: {finished} finished trial(s); outputs in {output}", file=sys.stderr)
     runner = TrialRunner(search, address, output, name, args.trial_process)
-    callbacks = [_report(search)]
+    callbacks = [_report(search), _stop_when_every_trial_fails_alike]
     if n_trials is not None:
         if finished >= n_trials:
             print(f"search: the study already holds {finished} >= {n_trials} finished trials; raise --n_trials to run more",
@@ -150,7 +151,41 @@ def main(argv: list[str] | None = None) -> int | None:
         _write(study, search, output)
         return 130
     _write(study, search, output)
+    _refuse_a_search_without_results(study)
     return None
+
+
+class SearchFailedError(ValueError):
+    """Every trial of the study failed: there is no result to report."""
+
+
+SAME_FAILURES = 3  # this many trials failed with one reason, before any succeeded: it is not their parameters
+
+
+def _common_failure(trials: list[FrozenTrial]) -> tuple[str | None, int]:
+    """The most frequent fail_reason among ``trials`` and how many have it."""
+    reasons = Counter(t.user_attrs.get("fail_reason") for t in trials if t.user_attrs.get("fail_reason"))
+    return reasons.most_common(1)[0] if reasons else (None, 0)
+
+
+def _stop_when_every_trial_fails_alike(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Stop a study whose trials all failed, several with one reason (a missing dataset, a refused weights file)."""
+    trials = counted_trials(study)
+    if all(t.state == TrialState.FAIL for t in trials) and _common_failure(trials)[1] >= SAME_FAILURES:
+        study.stop()
+
+
+def _refuse_a_search_without_results(study: optuna.Study) -> None:
+    """A study whose trials all failed is an error (exit 1, one line with the commonest reason), not a result."""
+    trials = counted_trials(study)
+    if not trials or any(t.state != TrialState.FAIL for t in trials):
+        return
+    reason, count = _common_failure(trials)
+    why = f"{count} of them because {reason}" if reason else "see their logs"
+    raise SearchFailedError(
+        f"no trial of study {study.study_name!r} succeeded: {len(trials)} failed, {why}; fix that and run the same "
+        "command again, which continues the study"
+    )
 
 
 def _stop_at(n_trials: int):

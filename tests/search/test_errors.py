@@ -174,3 +174,21 @@ def test_an_sqlite_file_that_cannot_be_opened_says_why(tmp_path: Path, capsys) -
     for storage, expected in ((f"sqlite:///{tmp_path}/no/such/dir/study.db", "unable to open"), (f"sqlite:///{search}", "not a database")):
         err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", storage, "--output", str(tmp_path / "o"))
         assert "cannot open SQLite database" in err and expected in err and "server" not in err
+
+
+def test_a_search_whose_trials_all_fail_alike_stops_and_exits_with_one_line(tmp_path: Path) -> None:
+    # A fixed option every trial's fit refuses (here a weights file that is not there) is not the trials' parameters:
+    # the search stops after three such failures and says why, instead of failing every trial and exiting 0.
+    space = {"model.block": {"type": "categorical", "choices": ["basic", "plain"]},
+             "model.optimizer.init_args.lr": {"type": "float", "low": 0.01, "high": 0.3, "log": True}}
+    search = tiny_search(tmp_path / "s.yaml", pruner="none", space=space)
+    search.write_text(search.read_text().replace(
+        "trainer.max_epochs: 2", f"trainer.max_epochs: 1\n  model.arch_kwargs.depth: 8\n  model.weights: {tmp_path / 'gone.pth'}"))
+    worker = start_search("--config", str(search), "--n_trials", "8", "--output", "out", cwd=tmp_path)
+    out, _ = worker.communicate(timeout=240)
+    assert worker.returncode == 1, out
+    errors = [line for line in out.splitlines() if "error:" in line]
+    assert errors == [out.strip().splitlines()[-1]], out
+    assert "no trial of study 'tiny' succeeded" in errors[0] and "gone.pth does not exist" in errors[0]
+    study = journal_study(tmp_path / "out" / "study.journal")
+    assert len(study.trials) == 3 and all(t.state == TrialState.FAIL for t in study.trials)
