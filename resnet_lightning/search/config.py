@@ -191,6 +191,8 @@ def _config_files(configs: Any, search_file: Path) -> list[Path]:
     files = []
     for name in configs:
         file = (search_file.parent / str(name)).resolve()
+        if file.is_dir():
+            raise SearchConfigError(f"configs: {name} is a directory ({file}); list fit config files, e.g. configs: [../digits.yaml]")
         if not file.is_file():
             raise FileNotFoundError(
                 f"configs: {name} does not exist (looked for {file}; paths are relative to {search_file})"

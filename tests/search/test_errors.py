@@ -35,6 +35,7 @@ SPACE = {"model.block": {"type": "categorical", "choices": ["basic", "plain"]}}
         ({"space": {"model.block": {"type": "categorical", "choices": ["basic", "prect"]}}}, ["'prect'", "did you mean 'preact'"]),
         ({"space": {"model.blok": {"type": "categorical", "choices": ["basic"]}}}, ["model.blok", "fit --help"]),
         ({"configs": ["missing.yaml"]}, ["missing.yaml", "relative to"]),
+        ({"configs": ["."]}, ["configs: . is a directory"]),
         ({"objectives": {"val/acc": "max"}}, ["'max'", "maximize or minimize"]),
         ({"sampler": {"name": "tpe", "n_startup": 3}}, ["'n_startup'", "n_startup_trials"]),
         ({"pruner": "medain"}, ["'medain'", "did you mean 'median'"]),
