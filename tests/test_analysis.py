@@ -219,6 +219,9 @@ def test_files_and_directories_the_analyses_cannot_use(tmp_path, capsys) -> None
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.csv").write_text("epoch,val/acc\nlast,0.5\n")
     assert "row 1: epoch 'last'" in analyze_error(capsys, "degradation", "--runs", str(tmp_path / "run"), code=1)
+    (tmp_path / "wandb_run").mkdir()
+    (tmp_path / "wandb_run" / "run-abc123.wandb").write_bytes(bytes(range(256)))  # not a transaction log
+    assert "cannot read this W&B run" in analyze_error(capsys, "degradation", "--runs", str(tmp_path / "wandb_run"), code=1)
     (tmp_path / "run" / "gradient_flow.csv").write_text("step,block_00\n0,not-a-norm\n")
     assert "is not a gradient-flow table" in analyze_error(capsys, "gradient_flow", "--runs", str(tmp_path / "run"), code=1)
 
