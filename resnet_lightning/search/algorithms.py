@@ -99,9 +99,10 @@ def _try_algorithms(sampler: dict[str, Any], pruner: dict[str, Any], space: dict
             try:
                 trial = study.ask()
                 suggest(trial, space)
-                what = f"pruner {pruner['name']}"
-                trial.report(0.0, step=0)
-                trial.should_prune()
+                if len(directions) == 1:  # Optuna prunes single-objective studies only
+                    what = f"pruner {pruner['name']}"
+                    trial.report(0.0, step=0)
+                    trial.should_prune()
                 what = f"sampler {sampler['name']}"
                 study.tell(trial, [0.0] * len(directions))
             except (TypeError, ValueError, KeyError) as err:

@@ -8,8 +8,9 @@ import pytest
 from optuna.trial import TrialState
 
 from resnet_lightning.cli import cli_main
+from resnet_lightning.search.config import load_search_config
 
-from .helpers import GOOD, journal_study, start_search, tiny_search
+from .helpers import GOOD, ROOT, journal_study, start_search, tiny_search
 
 
 def search_error(capsys, *args: str, code: int = 1) -> str:
@@ -193,3 +194,11 @@ def test_a_search_whose_trials_all_fail_alike_stops_and_exits_with_one_line(tmp_
     assert "no trial of study 'tiny' succeeded" in errors[0] and "gone.pth does not exist" in errors[0]
     study = journal_study(tmp_path / "out" / "study.journal")
     assert len(study.trials) == 3 and all(t.state == TrialState.FAIL for t in study.trials)
+
+
+def test_the_shipped_search_files_load() -> None:
+    # Every check above passes the project's own search files (several objectives with NSGA-II among them).
+    files = sorted((ROOT / "configs" / "search").glob("*.yaml"))
+    assert files
+    for path in files:
+        assert load_search_config(path).space
