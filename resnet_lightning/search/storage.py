@@ -13,7 +13,8 @@ only) marks a trial FAIL when its worker has not been heard from for 3 minutes
 heartbeat, and a rerun right after a kill should not wait either, so every worker
 also records ``host:pid`` in its trials and, when it starts, fails (and re-queues
 once) RUNNING trials of a dead process on its own host. Trials of live workers,
-and of other hosts, are never touched that way.
+and of other hosts, are never touched that way. A trial failed because its worker
+died does not count towards ``n_trials``: its rerun (or another trial) takes its place.
 """
 
 from __future__ import annotations
