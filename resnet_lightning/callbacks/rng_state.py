@@ -18,10 +18,11 @@ class RNGStateCheckpoint(L.Callback):
 
     Lightning restores model, optimizer and loop state but not the global RNGs.
     The states are applied as soon as Lightning restores the callback, before
-    anything draws from them: a resumed fit creates its train iterator (which
-    draws a seed) before ``on_train_start``, where the uninterrupted run creates
-    it at the start of the next epoch. The sanity-check validation in between
-    runs inside Lightning's ``isolate_rng`` and consumes nothing.
+    anything draws from them. The training data draws nothing from them (its order
+    and augmentation come from the seed and the epoch: ``data/resumable.py``,
+    ``data/device.py``), so what they drive is the model's own randomness (dropout,
+    stochastic depth). The sanity-check validation runs inside Lightning's
+    ``isolate_rng`` and consumes nothing.
     """
 
     @override

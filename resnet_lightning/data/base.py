@@ -25,6 +25,7 @@ from typing_extensions import override
 
 from resnet_lightning.data.device import BatchAugment, DeviceBatches, EpochSampler
 from resnet_lightning.data.errors import DataConfigError, DataError
+from resnet_lightning.data.resumable import ResumableDataLoader, SeededDataset, SeededSampler
 from resnet_lightning.data.staging import stage_into_place
 
 
@@ -34,6 +35,11 @@ class BaseDataModule(LightningDataModule):
     Subclasses set ``num_classes`` and ``in_channels`` in ``__init__`` (the CLI links
     them into the model before ``setup`` runs) and build the three datasets in ``setup``.
     Predicting uses the test set.
+
+    The training loader is a :class:`ResumableDataLoader`: its order and each sample's
+    augmentation come from ``PL_GLOBAL_SEED`` and the epoch (as for ``on_device`` below),
+    and it saves its place in the epoch in checkpoints, so a fit stopped mid-epoch
+    resumes at the exact batch, with any ``num_workers``.
 
     With ``on_device=True`` the loaders are :class:`DeviceBatches` instead: each set is
     moved to ``trainer.strategy.root_device`` (the CPU without a trainer) once, and
@@ -111,6 +117,15 @@ class BaseDataModule(LightningDataModule):
             raise DataError(f"{type(self).__name__} has no {split} set yet; call setup() before asking for its loader")
         if self.on_device:
             return self._device_batches(dataset, split, shuffle, pad)
+        if shuffle:  # training: Lightning saves this loader's place in the epoch in checkpoints
+            return ResumableDataLoader(
+                SeededDataset(dataset),
+                batch_size=self.batch_size,
+                sampler=SeededSampler(self._epoch_sampler(len(dataset), shuffle=True, pad=pad)),
+                num_workers=self.num_workers,
+                pin_memory=self.pin_memory,
+                persistent_workers=self.persistent_workers,
+            )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -128,21 +143,25 @@ class BaseDataModule(LightningDataModule):
             images, labels = _tensors(dataset, split, type(self).__name__)
             cached = (dataset, device, images.to(device), labels.to(device))
             self._on_device_cache[split] = cached
-        sampler = EpochSampler(
-            len(dataset),
-            shuffle=train,
-            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),  # what Lightning's DistributedSampler uses
-            rank=trainer.global_rank if trainer is not None else 0,
-            world_size=trainer.world_size if trainer is not None else 1,
-            pad=pad,
-        )
         return DeviceBatches(
             cached[2],
             cached[3],
             batch_size=self.batch_size,
-            sampler=sampler,
+            sampler=self._epoch_sampler(len(dataset), shuffle=train, pad=pad),
             augment=self.device_augment if train else None,
             transform=self.batch_transform,
+        )
+
+    def _epoch_sampler(self, num_samples: int, shuffle: bool, pad: bool) -> EpochSampler:
+        """This rank's order of each epoch, from ``PL_GLOBAL_SEED`` and the epoch."""
+        trainer = self.trainer  # None until a Trainer uses this DataModule
+        return EpochSampler(
+            num_samples,
+            shuffle=shuffle,
+            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),  # what Lightning's DistributedSampler uses
+            rank=trainer.global_rank if trainer is not None else 0,
+            world_size=trainer.world_size if trainer is not None else 1,
+            pad=pad,
         )
 
     @override

@@ -253,18 +253,8 @@ class DeviceBatches:
             yield images, self.labels[indices[window]]
 
     def _start(self, epoch: int) -> int:
-        """The batch to start from: 0, or where a checkpoint saved in this epoch left off."""
         resume, self._resume = self._resume, None
-        if resume is None or resume["epoch"] != epoch or resume["batches"] >= len(self):
-            return 0  # a new epoch, or the checkpoint's epoch had ended
-        if resume["batch_size"] != self.batch_size:
-            raise DataConfigError(
-                f"the checkpoint was saved after batch {resume['batches']} of epoch {epoch} with "
-                f"batch_size={resume['batch_size']}, but batch_size is now {self.batch_size}, so the rest of that "
-                f"epoch is not defined; resume with --data.batch_size {resume['batch_size']}, or from a checkpoint "
-                "saved at the end of an epoch"
-            )
-        return resume["batches"]
+        return resume_batch(resume, epoch, len(self), self.batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         """Where the latest iterator is: its epoch and how many batches it has given out."""
@@ -273,3 +263,25 @@ class DeviceBatches:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Make the next iterator of the same epoch skip the batches already given out."""
         self._resume = dict(state_dict)
+
+
+def resume_batch(resume: dict[str, int] | None, epoch: int, batches: int, batch_size: int) -> int:
+    """The batch of ``epoch`` to start from: 0, or where a checkpoint saved in that epoch left off.
+
+    Args:
+        resume: A loader's saved position, ``{"epoch", "batches", "batch_size"}``, or None.
+        epoch: The epoch about to start (read when its first batch is asked for: Lightning
+            creates a resumed fit's iterator before it calls ``set_epoch``).
+        batches: Batches in a whole epoch.
+        batch_size: Samples per batch now.
+    """
+    if resume is None or resume["epoch"] != epoch or resume["batches"] >= batches:
+        return 0  # a new epoch, or the checkpoint's epoch had ended
+    if resume["batch_size"] != batch_size:
+        raise DataConfigError(
+            f"the checkpoint was saved after batch {resume['batches']} of epoch {epoch} with "
+            f"batch_size={resume['batch_size']}, but batch_size is now {batch_size}, so the rest of that "
+            f"epoch is not defined; resume with --data.batch_size {resume['batch_size']}, or from a checkpoint "
+            "saved at the end of an epoch"
+        )
+    return resume["batches"]
