@@ -9,7 +9,8 @@ option added there reaches both. ``ImageFolderDataModule`` reads any tree::
     DIR/<class>/*.png                                  (split into train/val/test by seed)
 
 ``python -m resnet_lightning.data.digit_images DIR`` writes a small such tree of real
-images (scikit-learn's digits as PNG files) to try it on.
+images (scikit-learn's digits as PNG files) to try it on. How files are listed (each
+real file once) and read (any format and mode, to RGB or L) is ``data/images.py``.
 """
 
 from __future__ import annotations

@@ -92,7 +92,19 @@ def decode_problem(err: BaseException) -> str:
         return "it is a folder"
     if isinstance(err, PermissionError):
         return "permission denied"
+    if isinstance(err, _NotRegularFile):
+        return "not a regular file (a pipe, socket or device)"
     return f"truncated or corrupt ({type(err).__name__}: {' '.join(str(err).split())})"
+
+
+class _NotRegularFile(OSError):
+    pass
+
+
+def _require_regular(path: Path) -> None:
+    """Refuse a pipe, socket or device before opening it: reading a pipe would wait forever."""
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        raise _NotRegularFile(f"{path} is not a regular file")
 
 
 def load_image(path: Path, mode: str = "RGB") -> Image.Image:
@@ -102,6 +114,7 @@ def load_image(path: Path, mode: str = "RGB") -> Image.Image:
         ImageDecodeError: naming the file, when it cannot be read or decoded.
     """
     try:
+        _require_regular(path)
         with open(path, "rb") as f:
             image = Image.open(f)
             image.load()  # decode now, while the file is open; corrupt data fails here
@@ -118,6 +131,7 @@ def load_image(path: Path, mode: str = "RGB") -> Image.Image:
 def can_open(path: Path) -> str | None:
     """None if PIL recognises ``path`` as an image (its header only, fast); else what is wrong."""
     try:
+        _require_regular(path)
         with Image.open(path):
             return None
     except Exception as err:  # noqa: BLE001 (as in load_image)

@@ -146,7 +146,10 @@ def test_predict_path_problems_are_one_line(digits_tree, tmp_path) -> None:
     shutil.copytree(digits_tree / "unlabelled", folder)
     os.symlink("..", folder / "loop")
     os.symlink(min(folder.iterdir()).name, folder / "alias.png")
-    assert sorted(p.name for p in setup(folder).predict_set.paths) == sorted(p.name for p in folder.iterdir() if p.name != "loop")
+    os.mkfifo(folder / "pipe.png")  # reading it would wait forever: a row saying what it is instead
+    predict_set = setup(folder).predict_set
+    assert sorted(p.name for p in predict_set.paths) == sorted(p.name for p in folder.iterdir() if p.name != "loop")
+    assert predict_set[predict_set.paths.index(folder / "pipe.png")][2] == "not a regular file (a pipe, socket or device)"
 
 
 def test_imagenet_layout_counts_each_file_once_too(tmp_path, capsys) -> None:
