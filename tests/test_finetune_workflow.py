@@ -142,7 +142,7 @@ def test_predict_gives_every_file_one_row_and_reads_every_mode_as_training(fitte
     last = err.strip().splitlines()[-1]
     assert f"{len(table)} rows written to" in last and f"{len(table) - 2} predictions and 2 file(s) that could not be read" in last
     assert "mixed/notes.txt: not an image file PIL can read" in last and "their error column says why" in last
-    probabilities = lambda row: {row[f"class_{k}"]: float(row[f"prob_{k}"]) for k in (1, 2, 3)}  # noqa: E731
+    probabilities = lambda row: {row[f"class_{k}"]: float(row[f"prob_{k}"]) for k in (1, 2, 3)}
     for name in SAME_AS_SOURCE:  # the same pixels once read: the same probabilities
         assert probabilities(by_name[name]) == pytest.approx(probabilities(by_name["source.png"]), abs=2e-6), name
     for name in ("large.jpg", "one_bit.png"):
@@ -174,7 +174,7 @@ def test_the_readme_onnx_example_reproduces_predict(fitted, monkeypatch, capsys,
             shutil.copy(path, tmp_path / "digits" / "unlabelled" / path.name)
     (tmp_path / RUN_NAME / "version_0").mkdir(parents=True)
     os.symlink(fitted / RUN_NAME / "version_0" / "export", tmp_path / RUN_NAME / "version_0" / "export")
-    result = subprocess.run([sys.executable, "-c", readme_onnx_snippet()], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", readme_onnx_snippet()], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     printed = {}
     for line in result.stdout.strip().splitlines():
