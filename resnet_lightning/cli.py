@@ -56,7 +56,7 @@ from .run_config import (
     tell,
 )
 from .runs import RUN_FILE, RunNotFoundError, run_info
-from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger
+from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger, start_wandb_runs
 
 USER_ERRORS = (
     PluginError, BlockContractError, NonFiniteLossError, ModelConfigError, data.DataError, RunNotFoundError, RunConfigError, CheckpointError,
@@ -186,6 +186,7 @@ class ResNetLightningCLI(LightningCLI):
 
     def before_fit(self) -> None:
         self._check_checkpoint_matches_model()
+        start_wandb_runs(self.trainer)  # here, a W&B server failing leaves an offline run; inside fit, a crash
 
     def after_fit(self) -> None:
         callback = self.trainer.checkpoint_callback
@@ -195,12 +196,15 @@ class ResNetLightningCLI(LightningCLI):
 
     def before_validate(self) -> None:
         self._check_checkpoint_matches_model()
+        start_wandb_runs(self.trainer)
 
     def before_test(self) -> None:
         self._check_checkpoint_matches_model()
+        start_wandb_runs(self.trainer)
 
     def before_predict(self) -> None:
         self._check_checkpoint_matches_model()
+        start_wandb_runs(self.trainer)
 
 
 def _run_extra_command(name: str, argv: list[str]) -> int | None:

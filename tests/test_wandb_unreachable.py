@@ -2,8 +2,10 @@
 
 The servers are real sockets on 127.0.0.1 run by this test: one accepts connections
 and never answers, one answers HTTP 503 to everything, one answers the first request
-like W&B and then hangs. Fits run the real CLI in a subprocess with real wandb; the
-offline run is read back with wandb's own reader.
+like W&B and then hangs; a port nobody listens on stands for a network that is not
+there. Fits run the real CLI in a subprocess with real wandb; the offline run is read
+back with wandb's own reader. ``WANDB_MODE=online`` without a key or a server goes
+offline too; a W&B setting wandb rejects is a one-line error before training.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_lightning.tracking import offline_reason, read_offline_run
+from resnet_lightning.tracking import WandbSettingError, check_wandb_settings, offline_reason, read_offline_run
 
 # wandb.init used to stall ~110 s on a hung server and then raise; a fit of three
 # steps takes ~15 s here, so this bound fails on the old behaviour with room to spare.
@@ -137,8 +139,15 @@ def fit(root: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Compl
     return result, time.monotonic() - start
 
 
-def assert_logged_offline(result: subprocess.CompletedProcess, seconds: float, root: Path, url: str) -> str:
-    """The fit finished in time, said once why it went offline, and wrote a readable offline run."""
+def closed_port() -> int:
+    """A loopback port nobody listens on: connections are refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_logged_offline(result: subprocess.CompletedProcess, seconds: float, root: Path, *words: str) -> str:
+    """The fit finished in time, said once why it went offline (``words``), and wrote a readable offline run."""
     assert result.returncode == 0, result.stderr[-3000:]
     assert seconds < FIT_BOUND_S, f"fit took {seconds:.0f} s"
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
@@ -146,7 +155,7 @@ def assert_logged_offline(result: subprocess.CompletedProcess, seconds: float, r
     offline_lines = [line for line in stderr.splitlines() if "offline" in line.lower()]
     assert len(offline_lines) == 1, stderr[-3000:]
     line = offline_lines[0]
-    assert url.removeprefix("http://") in line and "wandb sync" in line, line
+    assert all(word in line for word in (*words, "wandb sync")), line
     run_dirs = [d for d in root.rglob("offline-run-*") if list(d.glob("run-*.wandb"))]
     assert len(run_dirs) == 1, sorted(root.rglob("*run-*"))
     assert f"{run_dirs[0].parent}/".replace(str(root), "<tmp>") in line  # where the run went
@@ -188,7 +197,7 @@ def test_offline_reason_accepts_a_server_that_answers_like_wandb(wandb_env) -> N
 def test_fit_against_a_silent_server_goes_offline_without_stalling(tmp_path, silent_server, wandb_env) -> None:
     url = wandb_env(silent_server.port)
     result, seconds = fit(tmp_path)
-    line = assert_logged_offline(result, seconds, tmp_path, url)
+    line = assert_logged_offline(result, seconds, tmp_path, url.removeprefix("http://"))
     assert "did not answer within" in line
 
 
@@ -199,7 +208,7 @@ def test_fit_against_a_server_answering_503_goes_offline(tmp_path, wandb_env) ->
         result, seconds = fit(tmp_path)
     finally:
         server.close()
-    line = assert_logged_offline(result, seconds, tmp_path, url)
+    line = assert_logged_offline(result, seconds, tmp_path, url.removeprefix("http://"))
     assert "answered HTTP 503" in line
 
 
@@ -215,5 +224,55 @@ def test_fit_goes_offline_when_the_server_hangs_after_the_probe(tmp_path, wandb_
     finally:
         server.close()
     assert server.requests > 1, "wandb never contacted the server after the probe"
-    line = assert_logged_offline(result, seconds, tmp_path, url)
+    line = assert_logged_offline(result, seconds, tmp_path, url.removeprefix("http://"))
     assert "failed while starting the run" in line
+
+
+def test_fit_with_wandb_mode_online_and_no_api_key_goes_offline(tmp_path, monkeypatch) -> None:
+    """Was ``wandb.errors.UsageError: No API key configured`` after the fit had started."""
+    for name in ("WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_INIT_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    # No ~/.netrc key either; and should anything try the network, it finds a closed port.
+    env = {"WANDB_MODE": "online", "NETRC": str(tmp_path / "no-netrc"), "WANDB_SILENT": "true",
+           "WANDB_BASE_URL": f"http://127.0.0.1:{closed_port()}"}
+    result, seconds = fit(tmp_path, env=env)
+    assert_logged_offline(result, seconds, tmp_path, "WANDB_MODE=online, but no W&B API key")
+
+
+def test_fit_with_wandb_mode_online_and_an_unreachable_server_goes_offline(tmp_path, wandb_env) -> None:
+    """Was ``CommError: Failed to get resume status`` after ~2 minutes (the explicit mode skipped the probe)."""
+    url = wandb_env(closed_port())
+    result, seconds = fit(tmp_path, env={"WANDB_MODE": "online"})
+    line = assert_logged_offline(result, seconds, tmp_path, "WANDB_MODE=online, but", url.removeprefix("http://"))
+    assert "is not reachable" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("WANDB_MODE", "sideways", ["'online', 'offline'", "'disabled'"]),
+        ("WANDB_BASE_URL", "not a url", ["expected a valid URL", "https://api.wandb.ai"]),
+    ],
+)
+def test_a_wandb_setting_wandb_rejects_is_one_line_before_training(tmp_path, variable, value, expected) -> None:
+    """Were pydantic tracebacks from inside wandb.init, after the fit had started."""
+    result, _ = fit(tmp_path, env={variable: value, "WANDB_SILENT": "true"})
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"resnet-lightning: error: {variable}={value!r} is not a valid W&B setting"), line
+    assert all(word in line for word in expected) and f"fix or unset {variable}" in line, line
+    assert "Epoch" not in result.stderr and not list(tmp_path.rglob("*.ckpt")) and not list(tmp_path.rglob("wandb"))
+
+
+def test_wandb_mode_is_read_as_wandb_reads_it(monkeypatch) -> None:
+    """Case and spaces do not matter; an empty value means unset (as ``WANDB_MODE= cmd`` leaves it)."""
+    monkeypatch.setenv("WANDB_MODE", " Offline ")
+    check_wandb_settings()
+    assert os.environ["WANDB_MODE"] == "offline"
+    monkeypatch.setenv("WANDB_MODE", "")
+    check_wandb_settings()
+    assert "WANDB_MODE" not in os.environ
+    monkeypatch.setenv("WANDB_INIT_TIMEOUT", "soon")
+    with pytest.raises(WandbSettingError, match=r"WANDB_INIT_TIMEOUT='soon' is not a valid W&B setting: expected a valid number"):
+        check_wandb_settings()

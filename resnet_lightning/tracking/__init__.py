@@ -8,18 +8,34 @@ from .config import flatten_config, version_info
 from .csv_logger import RunCSVLogger
 from .offline import OfflineRun, read_offline_run
 from .save_config import LoggerSaveConfigCallback
-from .wandb_setup import offline_reason, prepare_wandb_logger, resolve_wandb_mode, run_names, wandb_resume_id
+from .wandb_setup import (
+    WandbSettingError,
+    check_wandb_settings,
+    init_or_offline,
+    offline_reason,
+    prepare_wandb_logger,
+    resolve_wandb_mode,
+    run_names,
+    start_wandb_run,
+    start_wandb_runs,
+    wandb_resume_id,
+)
 
 __all__ = [
     "LoggerSaveConfigCallback",
     "OfflineRun",
     "RunCSVLogger",
+    "WandbSettingError",
+    "check_wandb_settings",
     "flatten_config",
+    "init_or_offline",
     "offline_reason",
     "prepare_wandb_logger",
     "read_offline_run",
     "resolve_wandb_mode",
     "run_names",
+    "start_wandb_run",
+    "start_wandb_runs",
     "version_info",
     "wandb_resume_id",
 ]

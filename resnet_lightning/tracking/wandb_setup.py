@@ -12,17 +12,23 @@ Three things happen here, all before ``wandb.init`` can run:
 * **Offline.** With no API key, or a W&B server that does not answer (or answers
   with an error) within seconds, the run is logged offline with one line saying so;
   ``wandb sync`` uploads it later. ``wandb.init`` never waits long on a network that
-  is not there, and a server that fails after the probe still cannot crash the run.
+  is not there, and a server that fails after the probe still cannot crash the run
+  (:func:`start_wandb_run`, :func:`init_or_offline`). ``WANDB_MODE=online`` asks for
+  the server, not for a crash without one: it goes offline for the same reasons.
+* **Settings.** A ``WANDB_*`` variable that wandb would reject (``WANDB_MODE=sideways``,
+  ``WANDB_BASE_URL='not a url'``) is a one-line error before anything starts, naming
+  the variable, its value and what wandb accepts; a mistyped setting is a mistake to
+  fix, not a reason to log somewhere the user did not ask for.
 """
 
 from __future__ import annotations
 
-import functools
 import http.client
 import importlib
 import json
 import netrc
 import os
+import re
 import sys
 import threading
 import urllib.error
@@ -32,10 +38,63 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from ..cli_errors import UsageError
 from ..runs import arch_depth, data_name, run_name
 
 DEFAULT_HOST = "https://api.wandb.ai"
 RUN_ID_STATE_KEY = "wandb_run_id"
+ONLINE_MODES = ("online", "run", "shared")  # wandb's modes that talk to the server
+# Added to wandb's own words about a rejected value.
+_SETTING_HINTS = {
+    "WANDB_MODE": "unset, the run is online when W&B is reachable and offline otherwise",
+    "WANDB_BASE_URL": f"the W&B server's address, e.g. {DEFAULT_HOST} (the default) or http://localhost:8080",
+}
+
+
+class WandbSettingError(UsageError):
+    """A W&B setting (a ``WANDB_*`` variable, a logger option) that wandb rejects; the message names it."""
+
+
+def check_wandb_settings() -> None:
+    """Raise :class:`WandbSettingError` for the first ``WANDB_*`` variable wandb's settings reject.
+
+    wandb checks its settings (pydantic) only inside ``wandb.init``, when the fit has
+    started, and reports a bad one as a validation traceback. Here they go through the
+    same validation before anything starts. ``WANDB_MODE`` is read without regard to
+    case or spaces, as wandb's own code compares it; an empty value that wandb rejects
+    is taken as unset (``WANDB_MODE= cmd`` in a shell) and removed.
+
+    Raises:
+        WandbSettingError: Names the variable, its value (not a secret's) and what is accepted.
+    """
+    import pydantic
+    import wandb
+    from wandb.errors import UsageError as WandbUsageError
+
+    mode = os.environ.get("WANDB_MODE")
+    if mode is not None and mode != mode.strip().lower():
+        os.environ["WANDB_MODE"] = mode.strip().lower()
+    for name, value in sorted(os.environ.items()):
+        if not name.startswith("WANDB_"):
+            continue
+        try:
+            wandb.Settings().update_from_env_vars({name: value})
+        except (pydantic.ValidationError, WandbUsageError) as error:
+            if not value.strip():
+                del os.environ[name]
+                continue
+            raise WandbSettingError(_setting_message(name, value, error)) from None
+
+
+def _setting_message(name: str, value: str, error: Exception) -> str:
+    import pydantic
+
+    detail = error.errors()[0]["msg"] if isinstance(error, pydantic.ValidationError) and error.errors() else str(error)
+    detail = re.sub(r"^(Value error, |Input should be )", lambda m: "" if m[1].startswith("Value") else "expected ",
+                    " ".join(detail.split()))
+    shown = "(hidden)" if re.search(r"KEY|TOKEN|SECRET|PASSWORD", name) else repr(value)
+    hint = f" ({_SETTING_HINTS[name]})" if name in _SETTING_HINTS else ""
+    return f"{name}={shown} is not a valid W&B setting: {detail}{hint}; fix or unset {name}"
 
 
 def _api_key_available(host: str) -> bool:
@@ -118,47 +177,103 @@ def _say_offline(reason: str, save_dir: str | os.PathLike[str] | None) -> None:
           file=sys.stderr)
 
 
-def _offline_if_init_fails(init: Callable[..., Any]) -> Callable[..., Any]:
-    """``wandb.init`` that starts an offline run where the online one fails to reach the server.
+def init_or_offline(**kwargs: Any) -> Any:
+    """``wandb.init(**kwargs)``, or an offline run, with one line saying why, where the online one fails.
 
     wandb 0.31 has no setting to fall back by itself (``init_timeout`` only bounds the
-    wait, then raises ``CommError``), and Lightning calls ``wandb.init`` lazily from
-    ``WandbLogger.experiment``, long after the CLI config is prepared. Wrapping the one
-    function every caller goes through covers WandbLogger and user code alike and leaves
-    the config as the user wrote it. Usage errors (bad arguments) still raise.
+    wait, then raises ``CommError``). For code that starts a run itself (``analyze``);
+    a ``WandbLogger``'s run is started by :func:`start_wandb_run`.
+    """
+    import wandb
+
+    def init(mode: str | None) -> Any:
+        return wandb.init(**kwargs) if mode is None else wandb.init(**{**kwargs, "mode": mode})
+
+    return _start_or_offline(init, kwargs.get("dir"), kwargs.get("mode"))
+
+
+def start_wandb_runs(trainer: Any) -> None:
+    """Start the run of every ``WandbLogger`` of ``trainer`` (:func:`start_wandb_run`).
+
+    Call before ``trainer.fit``/``validate``/``test``/``predict`` (the CLI's ``before_<command>``
+    hooks): Lightning itself starts them in ``_call_setup_hook``, where a failure ends the run.
+    """
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            start_wandb_run(logger)
+
+
+def start_wandb_run(logger: Any) -> Any:
+    """Start a ``WandbLogger``'s run now, offline with one line saying why where the online one fails.
+
+    Lightning starts the run on first use of ``logger.experiment``; started here, before
+    the trainer runs, a server that fails after :func:`resolve_wandb_mode`'s probe (a hang,
+    a 5xx, a refused resume) leaves an offline run instead of a crash. Only this logger is
+    concerned: ``wandb.init`` itself is left as it is. On a rank other than zero (a DDP
+    worker) ``logger.experiment`` is Lightning's dummy and nothing starts.
+
+    Args:
+        logger: A ``lightning.pytorch.loggers.WandbLogger`` (or subclass).
+
+    Returns:
+        The run (``logger.experiment``).
     """
 
-    @functools.wraps(init)
-    def init_or_offline(*args: Any, **kwargs: Any) -> Any:
-        from wandb.errors import CommError
+    def start(mode: str | None) -> Any:
+        if mode is not None:
+            logger._wandb_init["mode"] = mode  # the keyword arguments WandbLogger passes to wandb.init
+        return logger.experiment
 
-        try:
-            return init(*args, **kwargs)
-        except (CommError, TimeoutError) as error:
-            mode = kwargs.get("mode") or os.environ.get("WANDB_MODE", "")
-            if mode.strip().lower() in ("offline", "dryrun", "disabled"):
-                raise
-            host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
-            message = " ".join(str(error).split())  # wandb's messages span lines
-            _say_offline(f"{host} failed while starting the run ({message[:200]})", kwargs.get("dir"))
-            return init(*args, **{**kwargs, "mode": "offline"})
+    return _start_or_offline(start, logger.save_dir, logger._wandb_init.get("mode"))
 
-    init_or_offline.falls_back_offline = True  # type: ignore[attr-defined]
-    return init_or_offline
+
+def _start_or_offline(start: Callable[[str | None], Any], save_dir: str | None, mode: str | None) -> Any:
+    """``start(None)``; where wandb fails online, ``start("offline")`` and say why in one line.
+
+    Raises:
+        WandbSettingError: The run cannot start offline either (wandb rejected its settings,
+            e.g. a project name with a slash).
+    """
+    from wandb.errors import Error as WandbError
+
+    mode = (mode or os.environ.get("WANDB_MODE", "")).strip().lower()
+    try:
+        return start(None)
+    except (WandbError, TimeoutError) as error:
+        if mode in ("offline", "dryrun", "disabled"):
+            raise WandbSettingError(f"W&B could not start the run: {_one_line(error)}; fix the logger's settings") from error
+        failure = error
+    os.environ["WANDB_MODE"] = "offline"  # and so for whatever starts a run next
+    try:
+        run = start("offline")
+    except (WandbError, TimeoutError) as error:
+        raise WandbSettingError(f"W&B could not start the run: {_one_line(error)}; fix the logger's settings") from error
+    host = os.environ.get("WANDB_BASE_URL", DEFAULT_HOST)
+    _say_offline(f"{host} failed while starting the run ({_one_line(failure)})", save_dir)
+    return run
+
+
+def _one_line(error: BaseException) -> str:
+    """wandb's message (which spans lines) on one line, at most 200 characters."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    return message if len(message) <= 200 else message[:197] + "..."
 
 
 def resolve_wandb_mode(timeout: float = 5.0, save_dir: str | os.PathLike[str] | None = None) -> str:
-    """Choose ``online``/``offline``/``disabled`` for wandb and export it as ``WANDB_MODE``.
+    """Check wandb's settings, choose ``online``/``offline``/``disabled`` and export it as ``WANDB_MODE``.
 
-    An explicit ``WANDB_MODE`` is respected. Otherwise the run goes offline, with
-    a one-line message on stderr, when no API key is configured or the server
-    (``WANDB_BASE_URL``, default ``https://api.wandb.ai``) does not answer a GraphQL
-    query within ``timeout`` seconds (no answer, an HTTP 5xx, not a W&B server). The
-    choice is exported so DDP worker processes agree.
+    The ``WANDB_*`` variables are checked first (:func:`check_wandb_settings`). An
+    explicit offline or disabled ``WANDB_MODE`` is respected. Otherwise (unset, or an
+    online mode) the run goes offline, with a one-line message on stderr, when no API
+    key is configured or the server (``WANDB_BASE_URL``, default ``https://api.wandb.ai``)
+    does not answer a GraphQL query within ``timeout`` seconds (no answer, an HTTP 5xx,
+    not a W&B server). The choice is exported so DDP worker processes agree.
 
-    When online, ``wandb.init`` is bounded by ``WANDB_INIT_TIMEOUT`` (30 s unless set)
-    and, should the server fail after the probe, starts an offline run instead of
-    raising, with the same one-line message.
+    When online, ``wandb.init`` is bounded by ``WANDB_INIT_TIMEOUT`` (30 s unless set);
+    should the server fail after the probe, :func:`start_wandb_run` starts an offline
+    run instead, with the same one-line message.
 
     Args:
         timeout: Seconds the server has to answer the probe.
@@ -166,20 +281,20 @@ def resolve_wandb_mode(timeout: float = 5.0, save_dir: str | os.PathLike[str] | 
 
     Returns:
         The mode wandb will use.
+
+    Raises:
+        WandbSettingError: A ``WANDB_*`` variable that wandb rejects.
     """
-    mode = os.environ.get("WANDB_MODE", "").strip().lower()
-    if mode:
+    check_wandb_settings()
+    mode = os.environ.get("WANDB_MODE", "")
+    if mode and mode not in ONLINE_MODES:
         return "offline" if mode == "dryrun" else mode
     reason = offline_reason(timeout)
     if reason is None:
-        import wandb
-
         os.environ.setdefault("WANDB_INIT_TIMEOUT", f"{INIT_TIMEOUT:g}")
-        if not getattr(wandb.init, "falls_back_offline", False):
-            wandb.init = _offline_if_init_fails(wandb.init)
-        return "online"
+        return mode or "online"
     os.environ["WANDB_MODE"] = "offline"
-    _say_offline(reason, save_dir)
+    _say_offline(f"WANDB_MODE={mode}, but {reason}" if mode else reason, save_dir)
     return "offline"
 
 
