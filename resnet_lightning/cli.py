@@ -11,7 +11,6 @@ DigitsDataModule``, ``--data CIFAR10DataModule``, or a full class path);
 from __future__ import annotations
 
 import importlib
-import os
 import shlex
 import signal
 import sys
@@ -48,6 +47,7 @@ from .run_config import (
     BEST_PREFIX,
     EVALUATION_KEYS,
     RunConfigError,
+    TrainingStarted,
     check_linked_hyperparameters,
     prepare_evaluation_run,
     prepare_fit_run,
@@ -55,7 +55,8 @@ from .run_config import (
     saved_hyperparameters,
     tell,
 )
-from .runs import RUN_FILE, RunNotFoundError, run_info
+from . import runs
+from .runs import RunNotFoundError
 from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger, start_wandb_runs
 
 USER_ERRORS = (
@@ -153,25 +154,14 @@ class ResNetLightningCLI(LightningCLI):
         # checkpoint it resumes, offline mode when W&B is unreachable, and the run directory.
         prepare_wandb_logger(config, self.subcommand)
 
-    def instantiate_classes(self) -> None:
-        try:
-            super().instantiate_classes()
-        except BaseException:
-            # A fit whose model or data could not be built leaves no run behind: the
-            # directory it claimed holds only its run.json, written by this process.
-            run_dir = self.run_dir
-            if self.subcommand == "fit" and run_dir is not None and run_info(run_dir).get("pid") == os.getpid():
-                if [entry.name for entry in run_dir.iterdir()] == [RUN_FILE]:
-                    (run_dir / RUN_FILE).unlink()
-                    run_dir.rmdir()
-            raise
-
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer = super().instantiate_trainer(**kwargs)
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own CheckpointIO
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         if self.subcommand == "predict":  # predictions.csv in the run's predict/version_<K>/
             trainer.callbacks.append(PredictionWriter())
+        if self.subcommand == "fit" and self.run_dir is not None:  # the run stays once training starts
+            trainer.callbacks.append(TrainingStarted(self.run_dir))
         return trainer
 
     def _parse_ckpt_path(self) -> None:
@@ -240,23 +230,26 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
     stop = StopOnSignal()
     held = HeldOutput()
     try:
-        return ResNetLightningCLI(
-            ResNetClassifier,
-            LightningDataModule,
-            subclass_mode_data=True,
-            trainer_defaults={"callbacks": [RNGStateCheckpoint(), stop]},
-            # Logs the whole resolved config as flat keys (plus versions) to every logger.
-            save_config_callback=LoggerSaveConfigCallback,
-            # A resumed fit writes its config where the run's first part did.
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-            # Parse errors are raised (and turned into one line below), not printed with the
-            # usage; no abbreviations: --trainer.max_epoch is a typo to point out, not max_epochs.
-            parser_kwargs={"description": _description(), "prog": PROG, "exit_on_error": False, "allow_abbrev": False},
-            args=args,  # None: LightningCLI reads sys.argv itself
-            run=run,
-            held_output=held,
-        )
+        # A fit that fails before training starts (a bad option, missing data, unreachable
+        # weights) removes the run it claimed; the run's lock is released when the command ends.
+        with runs.claims(completes=run):
+            return ResNetLightningCLI(
+                ResNetClassifier,
+                LightningDataModule,
+                subclass_mode_data=True,
+                trainer_defaults={"callbacks": [RNGStateCheckpoint(), stop]},
+                # Logs the whole resolved config as flat keys (plus versions) to every logger.
+                save_config_callback=LoggerSaveConfigCallback,
+                # A resumed fit writes its config where the run's first part did.
+                save_config_kwargs={"overwrite": True},
+                auto_configure_optimizers=False,
+                # Parse errors are raised (and turned into one line below), not printed with the
+                # usage; no abbreviations: --trainer.max_epoch is a typo to point out, not max_epochs.
+                parser_kwargs={"description": _description(), "prog": PROG, "exit_on_error": False, "allow_abbrev": False},
+                args=args,  # None: LightningCLI reads sys.argv itself
+                run=run,
+                held_output=held,
+            )
     except SIGTERMException:
         held.release()
         signum = stop.signum or signal.SIGTERM

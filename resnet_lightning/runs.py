@@ -13,29 +13,63 @@ so every fit writes into a directory that no other fit writes to::
 
 The run name is ``<data>-<arch>[-<block>][-d<depth>]``. ``version_<N>`` is claimed
 with an exclusive ``mkdir``, so two fits started at once in one directory get two
-versions. Nothing here imports Lightning or torch: the CLI, the W&B setup and the
-analyses all read runs through these functions.
+versions.
+
+A run is written by one process at a time: the fit that writes it holds an
+exclusive ``flock`` on its ``run.lock`` (:func:`lock_run`), which the kernel
+releases when the process ends however it ends, so a killed fit never keeps its
+run locked. ``flock`` is exact on one host's filesystems. On NFS, Linux clients
+turn it into a POSIX lock the server arbitrates (NFSv4, or v3 with lockd), so two
+hosts exclude each other too; a mount with ``nolock`` or ``local_lock=flock``
+keeps the lock local to each host, and a crashed client's lock lasts until the
+server's lease expires (about 90 s on NFSv4).
+
+A run directory exists only for a fit that started training: one whose fit fails
+before (a misspelt option, missing data, unreachable weights) is removed with
+everything in it, and so are the ``<name>/`` (and root) directories its claim
+created, if nothing else is in them (:func:`claims`). Nothing here imports
+Lightning or torch: the CLI, the W&B setup and the analyses all read runs
+through these functions.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs are not locked there
+    fcntl = None  # type: ignore[assignment]
 
 VERSION_PREFIX = "version_"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 RUN_FILE = "run.json"
+LOCK_FILE = "run.lock"
+
+# This process's runs: the lock file descriptor of each run it writes (closing it releases the
+# lock), the runs it created whose training has not started, and the directories each creation made.
+_held: dict[Path, int] = {}
+_unstarted: set[Path] = set()
+_created_dirs: dict[Path, list[Path]] = {}
 
 
 class RunNotFoundError(FileNotFoundError):
     """No run (or no run with a checkpoint) matches what was asked for."""
+
+
+class RunInUseError(RuntimeError):
+    """Another live process is writing the run; the message names the run and that process."""
 
 
 def arch_depth(arch: str, arch_kwargs: dict[str, Any] | None) -> int | None:
@@ -97,6 +131,7 @@ def new_run(root: str | os.PathLike[str], name: str, argv: list[str] | None = No
         argv: The command line, recorded in ``run.json``.
     """
     parent = Path(root).resolve() / name
+    created = [d for d in (parent, *parent.parents) if not d.exists()]  # innermost first
     parent.mkdir(parents=True, exist_ok=True)
     runs = list_runs(root, name)
     version = version_of(runs[-1]) + 1 if runs else 0
@@ -107,6 +142,11 @@ def new_run(root: str | os.PathLike[str], name: str, argv: list[str] | None = No
             break
         except FileExistsError:
             version += 1
+        except FileNotFoundError:  # another process's failed fit removed the empty <name>/ just now
+            parent.mkdir(parents=True, exist_ok=True)
+    _unstarted.add(run_dir)
+    _created_dirs[run_dir] = created
+    lock_run(run_dir)  # nobody else can hold it yet: the directory is new
     info = {
         "argv": list(sys.argv if argv is None else argv),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -165,20 +205,42 @@ def run_of_checkpoint(path: str | os.PathLike[str]) -> Path | None:
     return run_dir if path.parent.name == CHECKPOINT_DIR and version_of(run_dir) is not None else None
 
 
-def newest_run_with_checkpoint(root: str | os.PathLike[str], name: str) -> tuple[Path, list[Path]]:
-    """The newest run of ``name`` whose ``last.ckpt`` exists, and the newer runs skipped for having none.
+def newest_run_with_checkpoint(
+    root: str | os.PathLike[str], name: str, differs: Callable[[Path], str | None] | None = None
+) -> tuple[Path, list[tuple[Path, str]]]:
+    """The newest run of ``name`` whose ``last.ckpt`` exists (and that ``differs`` accepts).
+
+    Args:
+        root: The runs' root directory.
+        name: The run name.
+        differs: Given a run with a checkpoint, why it is not the one wanted (its model
+            differs from the command's, say), or None to take it.
+
+    Returns:
+        The run, and the newer runs skipped, each with why (``"no checkpoints/last.ckpt"``
+        or what ``differs`` said).
 
     Raises:
-        RunNotFoundError: No run of that name has a checkpoint.
+        RunNotFoundError: No run of that name has a checkpoint (or none that ``differs`` accepts).
     """
     runs = list_runs(root, name)
-    skipped = []
+    skipped: list[tuple[Path, str]] = []
     for run_dir in reversed(runs):
-        if (checkpoint_dir(run_dir) / LAST_CHECKPOINT).is_file():
+        if not (checkpoint_dir(run_dir) / LAST_CHECKPOINT).is_file():
+            skipped.append((run_dir, f"no {CHECKPOINT_DIR}/{LAST_CHECKPOINT}"))
+            continue
+        why = differs(run_dir) if differs is not None else None
+        if why is None:
             return run_dir, skipped
-        skipped.append(run_dir)
+        skipped.append((run_dir, why))
     where = Path(root).resolve() / name
-    found = f"{len(runs)} run(s) there, none with a {CHECKPOINT_DIR}/{LAST_CHECKPOINT}" if runs else "no run there"
+    with_checkpoint = [run for run, why in skipped if not why.startswith("no ")]
+    if not runs:
+        found = "no run there"
+    elif not with_checkpoint:
+        found = f"{len(runs)} run(s) there, none with a {CHECKPOINT_DIR}/{LAST_CHECKPOINT}"
+    else:
+        found = f"{len(runs)} run(s) there; " + "; ".join(f"{run.name}: {why}" for run, why in skipped)
     raise RunNotFoundError(f"no checkpoint of a run named {name!r} in {where} ({found})")
 
 
@@ -208,3 +270,113 @@ def stale_checkpoints(ckpt_dir: Path, keep: set[str], prefix: str) -> list[Path]
     if not ckpt_dir.is_dir():
         return []
     return sorted(p for p in ckpt_dir.glob(f"{prefix}*.ckpt") if p.name not in keep)
+
+
+# --- one writer per run; no run left by a fit that never started training ----------------
+
+
+def lock_run(run_dir: Path) -> None:
+    """Make this process the only writer of ``run_dir`` until it ends (or :func:`release_run`).
+
+    An exclusive, non-blocking ``flock`` on ``<run>/run.lock``, which then names this
+    process (pid, host, since when, command line). The kernel drops the lock when the
+    process dies, however it dies: a killed fit never keeps its run locked.
+
+    Raises:
+        RunInUseError: Another live process holds it; the message names the run and it.
+    """
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _held or fcntl is None:
+        return
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # BlockingIOError: held by another process
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise RunInUseError(
+            f"run {run_dir} is being written by {holder}; a run has one writer at a time: wait for that fit "
+            f"to end (or stop it), or leave out --ckpt_path to start a new run"
+        ) from None
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "argv": list(sys.argv)}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+    _held[run_dir] = fd
+
+
+def _lock_holder(fd: int) -> str:
+    """Who holds a run's lock, as its lock file says (the holder writes it just after locking)."""
+    for _ in range(20):
+        try:
+            holder = json.loads(os.pread(fd, 65536, 0) or b"null")
+        except ValueError:  # being written
+            holder = None
+        if isinstance(holder, dict):
+            return f"process {holder.get('pid')} on host {holder.get('host')} (since {holder.get('since')})"
+        time.sleep(0.05)
+    return "another process (its run.lock does not say which yet)"
+
+
+def release_run(run_dir: Path) -> None:
+    """Stop being ``run_dir``'s writer (the lock file stays: removing it would race with the next writer)."""
+    fd = _held.pop(Path(run_dir).resolve(), None)
+    if fd is not None:
+        os.close(fd)  # releases the flock
+
+
+def mark_started(run_dir: Path) -> None:
+    """The fit writing ``run_dir`` started training: the run stays, whatever happens next."""
+    run_dir = Path(run_dir).resolve()
+    _unstarted.discard(run_dir)
+    _created_dirs.pop(run_dir, None)
+
+
+def discard_unstarted(run_dir: Path) -> bool:
+    """Remove a run this process created and whose training never started, and the directories its creation made.
+
+    Everything in it was written by this process (the directory was new and locked), so it
+    all goes; ``<name>/`` (and a root the claim created) go too when nothing else is in them.
+
+    Returns:
+        True when the run was removed; False for a run that started training or that this
+        process did not create (a continued run is never removed).
+    """
+    run_dir = Path(run_dir).resolve()
+    if run_dir not in _unstarted:
+        return False
+    _unstarted.discard(run_dir)
+    release_run(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for directory in _created_dirs.pop(run_dir, []):  # <name>/, then any root it made
+        try:
+            directory.rmdir()  # only when empty: another fit's run in it stays
+        except OSError:
+            break
+    return True
+
+
+@contextlib.contextmanager
+def claims(completes: bool = True) -> Iterator[None]:
+    """Around one command: settle the runs it claims.
+
+    If the command fails, every run it created whose training never started is removed
+    (:func:`discard_unstarted`). When it ends, having run to completion (``completes``),
+    the runs it locked are released and any run it created without training is removed
+    too (``fit --trainer.max_epochs 0``). With ``completes=False`` (the caller will run the
+    fit itself) a successful command keeps both.
+    """
+    unstarted, held = set(_unstarted), set(_held)
+    try:
+        yield
+    except BaseException:
+        for run_dir in _unstarted - unstarted:
+            discard_unstarted(run_dir)
+        for run_dir in set(_held) - held:
+            release_run(run_dir)
+        raise
+    if completes:
+        for run_dir in _unstarted - unstarted:
+            discard_unstarted(run_dir)
+        for run_dir in set(_held) - held:
+            release_run(run_dir)

@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,163 @@ def test_slurm_requeue_continues_in_the_run_that_job_created(tmp_path, monkeypat
     assert runs.requeued_run(tmp_path, RUN_NAME) is None  # not requeued: a fresh run
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
     assert runs.requeued_run(tmp_path, RUN_NAME) == first
+
+
+# --- a run directory only for a fit that started training ------------------------------
+
+
+def _fails(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``args`` through the real CLI in this process; it must fail with one error line, which is returned."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err, err
+    (line,) = [line for line in err.splitlines() if line.startswith("resnet-lightning: error: ")]
+    return line
+
+
+@pytest.fixture
+def other_weights(tmp_path: Path) -> Path:
+    """A weights file saved from a deeper network: it loads, but cannot initialise TINY's (found when the fit starts)."""
+    from resnet_lightning import create_model
+
+    path = tmp_path / "other.pt"
+    torch.save(create_model("cifar_resnet", depth=14, num_classes=10, in_channels=1).state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "says"),
+    [
+        # While building the classes, at the start of `fit` (prepare_data) and in on_fit_start:
+        ("misspelt block", ["--model.block", "preactt"], "unknown block 'preactt'"),
+        ("missing dataset", ["--data", "MNISTDataModule", "--data.data_dir", "nowhere", "--data.download", "false"],
+         "MNIST not found"),
+        ("weights of another network", ["--model.weights", "{weights}"], "do not fit cifar_resnet"),
+    ],
+)
+def test_a_fit_that_fails_before_training_leaves_no_run_directory(tmp_path, monkeypatch, capsys, other_weights, case, args, says) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "runs" / "here"  # made by the claim, so removed with it
+    args = [arg.format(weights=other_weights) for arg in args]
+    line = _fails(["fit", *TINY, *args, "--trainer.max_steps", "1", "--trainer.default_root_dir", str(root)], capsys)
+    assert says in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pt"]  # no <name>/version_0, no <name>/, no root
+
+
+def test_a_failed_fit_keeps_the_runs_beside_it_and_the_next_is_version_1(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    fast = ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "1"]
+    cli_main(["fit", *TINY, *fast])
+    first = tmp_path / RUN_NAME / "version_0"
+    before = sorted(p.relative_to(first) for p in first.rglob("*"))
+    assert "unknown block 'preactt'" in _fails(["fit", *TINY, *fast, "--model.block", "preactt"], capsys)
+    # Continuing the run fails before training (the data are missing): the run it continues is not its to remove.
+    missing = ["--data", "MNISTDataModule", "--data.data_dir", "nowhere", "--data.download", "false"]
+    _fails(["fit", *TINY, *fast, *missing, "--ckpt_path", str(first / "checkpoints" / "last.ckpt")], capsys)
+    assert sorted(p.relative_to(first) for p in first.rglob("*")) == before
+    assert [p.name for p in tmp_path.iterdir()] == [RUN_NAME]
+    second = cli_main(["fit", *TINY, *fast])
+    assert Path(second.trainer.default_root_dir) == tmp_path / RUN_NAME / "version_1"
+
+
+# --- test and fit --ckpt_path last find the run of the model asked for ----------------------
+
+
+def test_evaluation_and_resume_take_the_newest_run_of_the_same_model(tmp_path, monkeypatch, capsys) -> None:
+    # README: the main job, then a variant with stochastic depth. Both are runs of one name.
+    monkeypatch.chdir(tmp_path)
+    fast = ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "1"]
+    variant = ["--model.arch_kwargs", "{depth: 8, drop_path_rate: 0.1}"]
+    cli_main(["fit", *TINY, *fast])
+    cli_main(["fit", *TINY, *variant, *fast])
+    main_run, variant_run = (tmp_path / RUN_NAME / f"version_{n}" for n in (0, 1))
+    capsys.readouterr()
+
+    plain = cli_main(["test", *TINY, "--trainer.limit_test_batches", "1"])
+    assert runs.run_of_checkpoint(plain.trainer.ckpt_path) == main_run
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("resnet-lightning: test: run")]
+    assert line.startswith(
+        f"resnet-lightning: test: run {main_run} (the newest run of '{RUN_NAME}' with this model configuration; "
+        "skipped newer version_1 (model.arch_kwargs.drop_path_rate is 0.1 there, unset here)), checkpoint "
+    ), line
+    chosen = cli_main(["test", *TINY, *variant, "--trainer.limit_test_batches", "1"])
+    assert runs.run_of_checkpoint(chosen.trainer.ckpt_path) == variant_run
+    resumed = cli_main(["fit", *TINY, "--trainer.max_steps", "2", "--trainer.limit_val_batches", "1", "--ckpt_path", "last"])
+    assert Path(resumed.trainer.default_root_dir) == main_run and resumed.trainer.global_step == 2
+
+    # Other options than the network's differ in every run: the newest run of this network, saying what differs.
+    capsys.readouterr()
+    other_lr = cli_main(["test", *TINY, "--model.optimizer.init_args.lr", "0.5", "--trainer.limit_test_batches", "1"])
+    assert runs.run_of_checkpoint(other_lr.trainer.ckpt_path) == main_run
+    assert "with this network; its other model options differ: model.optimizer.init_args.lr is 0.1 there, 0.5 here; " \
+           "skipped newer version_1 (model.arch_kwargs.drop_path_rate is 0.1 there, unset here)" in capsys.readouterr().err
+    # A network no run has: nothing to evaluate, each run's difference named.
+    line = _fails(["test", *TINY, "--model.arch_kwargs", "{depth: 8, zero_init_residual: true}"], capsys)
+    assert "nothing to evaluate" in line and "--run N" in line
+    assert "version_0: model.arch_kwargs.zero_init_residual is unset there, True here" in line
+
+
+# --- one writer per run -------------------------------------------------------------------
+
+HOLDER = """
+import time
+from pathlib import Path
+import lightning as L
+
+class HoldAtStart(L.Callback):
+    '''Say that training started, then wait until the test says go on.'''
+    def on_train_start(self, trainer, *args):
+        Path("started").touch()
+        for _ in range(1200):
+            if Path("go-on").exists():
+                return
+            time.sleep(0.1)
+"""
+
+
+def test_a_second_fit_of_a_run_refuses_naming_the_process_that_writes_it(tmp_path, monkeypatch) -> None:
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    fast = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+    cli_main(["fit", *TINY, *fast, "--trainer.max_epochs", "1"])  # in this process: its lock ends with the command
+    run_dir = tmp_path / RUN_NAME / "version_0"
+    (tmp_path / "holder.py").write_text(HOLDER)
+    (tmp_path / "hold.yaml").write_text("trainer:\n  callbacks:\n    - class_path: holder.HoldAtStart\n")
+    resume = [sys.executable, "-m", "resnet_lightning", "fit", *TINY, *fast, "--trainer.max_epochs", "3", "--ckpt_path", "last"]
+    first = subprocess.Popen([*resume, "--config", "hold.yaml"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                             env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    try:
+        for _ in range(1200):
+            if (tmp_path / "started").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert (tmp_path / "started").exists(), first.communicate()[1][-3000:]
+        second = run_cli(*resume[3:], cwd=tmp_path)
+    finally:
+        (tmp_path / "go-on").touch()
+        first_err = first.communicate(timeout=300)[1]
+    assert second.returncode == 1 and "Traceback" not in second.stderr, second.stderr
+    (line,) = [line for line in second.stderr.splitlines() if "error" in line]
+    assert line.startswith(
+        f"resnet-lightning: error: fit: run {run_dir} is being written by process {first.pid} on host {socket.gethostname()} (since "
+    ), line
+    assert first.returncode == 0, first_err[-3000:]
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert "last-v1.ckpt" not in checkpoints and load(run_dir / "checkpoints" / "last.ckpt")["epoch"] == 2
+
+
+def test_a_dead_process_keeps_no_lock(tmp_path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    code = "import os, signal, sys; from resnet_lightning import runs; runs.lock_run(sys.argv[1]); print('locked', flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+    holder = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=120)
+    assert holder.returncode == -signal.SIGKILL and holder.stdout == "locked\n", holder.stderr
+    runs.lock_run(run_dir)  # the dead process's lock went with it
+    try:
+        code = "import sys; from resnet_lightning import runs; runs.lock_run(sys.argv[1])"
+        other = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, timeout=120)
+        assert other.returncode == 1 and f"run {run_dir.resolve()} is being written by process {__import__('os').getpid()}" in other.stderr
+    finally:
+        runs.release_run(run_dir)
