@@ -357,6 +357,7 @@ def prepare_evaluation_run(config: Namespace, subcommand: str) -> Path | None:
             config.checkpoint.dirpath = str(Path(config.ckpt_path).parent)
     log_dir = run_dir if run_dir is not None else root / name
     config.trainer.default_root_dir = str(log_dir / subcommand)
+    runs.watch_for_leftovers(log_dir / subcommand)  # a failed evaluation leaves no empty version_<K>
     _use_logger_dir(config, log_dir, subcommand, None)
     return run_dir
 

@@ -62,6 +62,8 @@ LOCK_FILE = "run.lock"
 _held: dict[Path, int] = {}
 _unstarted: set[Path] = set()
 _created_dirs: dict[Path, list[Path]] = {}
+# Folders an evaluation logs into: (folder, the folders under it before, the folders its creation makes).
+_watched: list[tuple[Path, set[Path], list[Path]]] = []
 
 
 class RunNotFoundError(FileNotFoundError):
@@ -356,17 +358,42 @@ def discard_unstarted(run_dir: Path) -> bool:
     return True
 
 
+def watch_for_leftovers(folder: Path) -> None:
+    """If the command fails, remove the empty folders it made at or under ``folder`` (where an evaluation logs).
+
+    ``test``/``validate``/``predict`` log into ``<run>/<command>/version_<K>``; one that
+    fails before writing anything leaves no empty ``version_<K>`` (nor ``<name>/``) behind.
+    """
+    folder = Path(folder).resolve()
+    before = {p for p in folder.rglob("*") if p.is_dir()} if folder.is_dir() else set()
+    _watched.append((folder, before, [d for d in (folder, *folder.parents) if not d.exists()]))
+
+
+def _remove_empty_leftovers(folder: Path, before: set[Path], created: list[Path]) -> None:
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):  # deepest first
+            if path not in before and path.is_dir() and not path.is_symlink():
+                with contextlib.suppress(OSError):
+                    path.rmdir()  # only when empty: nothing written is removed
+    for directory in created:
+        try:
+            directory.rmdir()
+        except OSError:
+            break
+
+
 @contextlib.contextmanager
 def claims(completes: bool = True) -> Iterator[None]:
     """Around one command: settle the runs it claims.
 
     If the command fails, every run it created whose training never started is removed
-    (:func:`discard_unstarted`). When it ends, having run to completion (``completes``),
+    (:func:`discard_unstarted`), and so are the empty folders an evaluation made
+    (:func:`watch_for_leftovers`). When it ends, having run to completion (``completes``),
     the runs it locked are released and any run it created without training is removed
     too (``fit --trainer.max_epochs 0``). With ``completes=False`` (the caller will run the
     fit itself) a successful command keeps both.
     """
-    unstarted, held = set(_unstarted), set(_held)
+    unstarted, held, watched = set(_unstarted), set(_held), len(_watched)
     try:
         yield
     except BaseException:
@@ -374,7 +401,12 @@ def claims(completes: bool = True) -> Iterator[None]:
             discard_unstarted(run_dir)
         for run_dir in set(_held) - held:
             release_run(run_dir)
+        for leftovers in reversed(_watched[watched:]):
+            _remove_empty_leftovers(*leftovers)
+        del _watched[watched:]
         raise
+    if completes:
+        del _watched[watched:]
     if completes:
         for run_dir in _unstarted - unstarted:
             discard_unstarted(run_dir)

@@ -276,6 +276,13 @@ def test_a_fit_that_fails_before_training_leaves_no_run_directory(tmp_path, monk
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pt"]  # no <name>/version_0, no <name>/, no root
 
 
+def test_a_failed_evaluation_leaves_no_empty_log_folder(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    missing = ["--data", "MNISTDataModule", "--data.data_dir", "nowhere", "--data.download", "false"]
+    assert "MNIST not found" in _fails(["test", *TINY, *missing, "--ckpt_path", "untrained"], capsys)
+    assert list(tmp_path.iterdir()) == []  # no mnist-cifar_resnet-d8/test/version_0
+
+
 def test_a_failed_fit_keeps_the_runs_beside_it_and_the_next_is_version_1(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     fast = ["--trainer.max_steps", "1", "--trainer.limit_val_batches", "1"]
