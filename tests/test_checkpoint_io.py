@@ -312,3 +312,24 @@ def test_checkpoint_problem_names_what_is_wrong(tmp_path: Path, lightning_checkp
             require_complete_checkpoint(path)
         assert str(raised.value) == problem
     assert "best-*.ckpt" in checkpoint_problem(truncated)
+
+
+def test_a_moved_run_resumes_into_its_own_last_ckpt(tmp_path: Path) -> None:
+    """Lightning forgets the saved paths of a run whose directory moved, then wrote last-v1.ckpt (stale last.ckpt)."""
+    from resnet_lightning.callbacks import RunCheckpoint
+
+    def fit(root: Path, epochs: int, ckpt_path: Path | None = None) -> None:
+        trainer = L.Trainer(
+            max_epochs=epochs, limit_train_batches=2, limit_val_batches=1, logger=False, enable_progress_bar=False,
+            enable_model_summary=False, default_root_dir=root,
+            callbacks=[RunCheckpoint(dirpath=root / "checkpoints", save_last=True, monitor="step", mode="max")],
+        )
+        trainer.fit(BoringModel(), ckpt_path=ckpt_path)
+
+    fit(tmp_path / "there", 1)
+    shutil.copytree(tmp_path / "there", tmp_path / "here")  # another disk, another machine
+    fit(tmp_path / "here", 2, tmp_path / "here" / "checkpoints" / "last.ckpt")
+    # The old top-1 was tracked, and so replaced; last.ckpt is the newest state, no last-v1.ckpt.
+    assert sorted(os.listdir(tmp_path / "here" / "checkpoints")) == ["epoch=1-step=4.ckpt", "last.ckpt"]
+    assert torch.load(tmp_path / "here" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    assert sorted(os.listdir(tmp_path / "there" / "checkpoints")) == ["epoch=0-step=2.ckpt", "last.ckpt"]

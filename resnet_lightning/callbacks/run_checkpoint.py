@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import lightning as L
@@ -24,7 +25,11 @@ class RunCheckpoint(ModelCheckpoint):
     * when the fit is stopped by SIGTERM or SIGINT (Lightning raises ``SIGTERMException``
       at the next batch boundary; see :class:`~resnet_lightning.callbacks.StopOnSignal`).
 
-    Top-k checkpoints are Lightning's, unchanged.
+    Top-k checkpoints are Lightning's, unchanged. A run directory that was moved or
+    copied (to another disk, another machine) resumes as itself: Lightning forgets the
+    saved checkpoint paths when the directory differs, and would then write ``last-v1.ckpt``
+    beside the ``last.ckpt`` it resumed from (which the next resume would pick, stale)
+    and lose track of the top-k files.
 
     Args:
         save_last_every_n_train_steps: Also rewrite ``last.ckpt`` every this many
@@ -72,3 +77,31 @@ class RunCheckpoint(ModelCheckpoint):
         # batch, so the state saved here is a consistent mid-epoch position to resume from.
         if isinstance(exception, SIGTERMException):
             self._save_fresh_last(trainer)
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("dirpath")
+        if saved and self.dirpath and os.path.normpath(saved) != os.path.normpath(self.dirpath):
+            moved = _relocated(state_dict, saved, self.dirpath)
+            last = moved.get("last_model_path")
+            if last and os.path.isfile(last):  # the run's own last checkpoint is here: the run was moved
+                state_dict = moved
+        super().load_state_dict(state_dict)
+
+
+def _relocated(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """``ModelCheckpoint`` state with the paths under ``old`` moved under ``new``."""
+
+    def move(path: Any) -> Any:
+        if not isinstance(path, str) or not path:
+            return path
+        relative = os.path.relpath(path, old)
+        return path if relative.startswith(os.pardir) else os.path.join(new, relative)
+
+    moved = {**state, "dirpath": new}
+    for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in state:
+            moved[key] = move(state[key])
+    if isinstance(state.get("best_k_models"), dict):
+        moved["best_k_models"] = {move(path): score for path, score in state["best_k_models"].items()}
+    return moved
