@@ -172,30 +172,45 @@ def walk_files(
     entered = {key: path for path in [*folder.resolve().parents, *avoid] if (key := _key(path)) is not None}
     entered[_key(folder)] = folder
     files, notes = [], []
-
-    def unreadable(err: OSError) -> None:  # os.walk would skip a folder it cannot list, without a word
-        raise DataError(
-            f"{err.filename} cannot be listed ({err.strerror}); give read access (chmod -R a+rX {err.filename}) "
-            "or move it out of the folder"
-        )
-
-    for root, dirs, names in os.walk(folder, followlinks=True, onerror=unreadable):
-        here = Path(root)
-        dirs.sort()
-        for name in list(dirs):
-            sub = here / name
-            key = _key(sub)
-            if name.startswith(".") or key is None or key in entered:
-                dirs.remove(name)
-                if key is not None and key in entered and not name.startswith("."):
-                    notes.append(f"{sub} -> {entered[key]}")
+    # Depth first, names in order, as os.walk(followlinks=True) but entering each folder once.
+    # A file is known by stat's device and inode (readdir's inode can differ from stat's on overlayfs).
+    stack = [folder]
+    while stack:
+        here = stack.pop()
+        try:
+            with os.scandir(here) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as err:  # os.walk would skip a folder it cannot list, without a word
+            raise DataError(
+                f"{here} cannot be listed ({err.strerror}); give read access (chmod -R a+rX {here}) "
+                "or move it out of the folder"
+            ) from None
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            entered[key] = sub
-        for name in sorted(names):
-            if not keep(name):
+            path = Path(entry.path)
+            try:
+                is_dir = entry.is_dir()  # through a link too
+            except OSError:
+                is_dir = False
+            if is_dir:
+                key = _key(path)
+                if key is None:
+                    continue
+                if key in entered:  # a loop, a second link to a folder, or a folder kept out
+                    notes.append(f"{path} -> {entered[key]}")
+                    continue
+                entered[key] = path
+                folders.append(path)
                 continue
-            path = here / name
-            key = _key(path)
+            if not keep(entry.name):
+                continue
+            try:
+                stat = entry.stat()  # through a link: the file itself
+                key = (stat.st_dev, stat.st_ino)
+            except OSError:
+                key = None
             if key is None:  # a broken link: listed, so that reading it says what is wrong
                 files.append(path)
             elif unique and key in seen:
@@ -203,6 +218,7 @@ def walk_files(
             else:
                 seen[key] = path
                 files.append(path)
+        stack.extend(reversed(folders))
     return sorted(files), notes
 
 
