@@ -81,15 +81,14 @@ def assert_checkpoint_kept(last: Path, digest: str) -> None:
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    """``mount(size, point=None)``: a tmpfs of ``size`` bytes at ``point`` (default: a new folder of
-    ``tmp_path``), unmounted after the test; skips where this user cannot mount one."""
+def small_tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """``mount(size)``: a tmpfs of ``size`` bytes at a new folder of ``tmp_path``, unmounted after
+    the test; skips where this user cannot mount one."""
     mounted: list[Path] = []
 
-    def mount(size: int, point: Path | None = None) -> Path:
-        if point is None:
-            point = tmp_path / "tmpfs"
-            point.mkdir()
+    def mount(size: int) -> Path:
+        point = tmp_path / "tmpfs"
+        point.mkdir()
         if shutil.which("mount") is None:
             pytest.skip("no mount command to mount a small tmpfs")
         result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
@@ -116,16 +115,13 @@ def test_fit_over_the_file_size_limit_says_so_and_keeps_last_ckpt(finished_run: 
     assert_checkpoint_kept(last, digest)
 
 
-def test_fit_on_a_full_disk_says_so_and_keeps_last_ckpt(finished_run: Path, small_tmpfs, tmp_path: Path) -> None:
-    last = last_ckpt(finished_run)
+def test_fit_on_a_full_disk_says_so_and_keeps_last_ckpt(finished_run: Path, small_tmpfs) -> None:
+    # Room for the run and half a checkpoint more: the next last.ckpt cannot be written whole.
+    root = small_tmpfs(last_ckpt(finished_run).stat().st_size * 3 // 2 + 256 * 1024)
+    shutil.copytree(finished_run, root, dirs_exist_ok=True)  # a moved run resumes as itself
+    last = last_ckpt(root)
     digest = sha256(last)
-    # The tmpfs is mounted over the run's own root and the run copied back in, so that the
-    # paths the checkpoint records stay true. Room for the run and half a checkpoint more:
-    # the next last.ckpt cannot be written whole.
-    aside = shutil.copytree(finished_run, tmp_path / "aside")
-    small_tmpfs(last.stat().st_size * 3 // 2 + 256 * 1024, finished_run)
-    shutil.copytree(aside, finished_run, dirs_exist_ok=True)
-    result = run(*TINY_FIT, "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=finished_run)
+    result = run(*TINY_FIT, "--trainer.max_epochs", "2", "--ckpt_path", "last", cwd=root)
     assert_one_line_error(result, f"cannot write {last}:", "the disk is full", "ENOSPC",
                           "the previous last.ckpt is unchanged", "--trainer.default_root_dir")
     assert_checkpoint_kept(last, digest)
