@@ -32,15 +32,15 @@ TINY_FIT = ["fit", "--config", DIGITS, "--model.arch", "cifar_resnet", "--model.
             "--checkpoint.save_top_k", "0"]
 
 
-def run(*args: str, cwd: Path, file_size_limit: int | None = None) -> subprocess.CompletedProcess:
-    """``resnet-lightning ARGS`` in a fresh process, its files limited to ``file_size_limit`` bytes."""
+def run(*args: str, cwd: Path, file_size_limit: int | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``resnet-lightning ARGS`` in a fresh process (offline W&B, ``env`` added), its files limited to ``file_size_limit`` bytes."""
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
 
     return subprocess.run(
         [sys.executable, "-m", "resnet_lightning", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, WANDB_MODE="offline"), preexec_fn=limit if file_size_limit is not None else None,
+        env=dict(os.environ, WANDB_MODE="offline", **(env or {})), preexec_fn=limit if file_size_limit is not None else None,
     )
 
 
@@ -125,6 +125,15 @@ def test_fit_on_a_full_disk_says_so_and_keeps_last_ckpt(finished_run: Path, smal
     assert_one_line_error(result, f"cannot write {last}:", "the disk is full", "ENOSPC",
                           "the previous last.ckpt is unchanged", "--trainer.default_root_dir")
     assert_checkpoint_kept(last, digest)
+
+
+def test_a_failed_fit_with_wandb_ends_with_the_error_line(finished_run: Path, tmp_path: Path) -> None:
+    """wandb's closing lines (where the run is, how to sync it) used to follow the error, from its exit hook."""
+    result = run(*TINY_FIT, "--trainer.max_epochs", "1", "--trainer.logger", "lightning.pytorch.loggers.WandbLogger",
+                 cwd=tmp_path, file_size_limit=last_ckpt(finished_run).stat().st_size // 2,
+                 env={"WANDB_SILENT": "false", "WANDB_SERVICE": ""})
+    assert_one_line_error(result, "cannot write", "last.ckpt", "EFBIG")
+    assert "wandb sync" in result.stderr  # said, before the error line
 
 
 def test_export_over_the_file_size_limit_says_so_and_writes_nothing(finished_run: Path, tmp_path: Path) -> None:

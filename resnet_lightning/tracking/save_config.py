@@ -9,6 +9,7 @@ import lightning as L
 import yaml
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
 from .config import flatten_config, version_info
@@ -68,6 +69,17 @@ class LoggerSaveConfigCallback(SaveConfigCallback):
                 path = Path(run.dir) / f"cli_{self.config_filename}"
                 self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
                 run.save(str(path), base_path=run.dir, policy="now")
+
+    @override
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        # A failed command's W&B run is finished now, marked failed, and its closing lines
+        # (where the run is, how to sync it) come before the CLI's error line instead of
+        # after it, from wandb's exit hook. A stopped fit (SIGTERM) is left to that hook.
+        if isinstance(exception, SIGTERMException) or not trainer.is_global_zero:
+            return
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger) and logger._experiment is not None:
+                logger.experiment.finish(exit_code=1)
 
     @override
     def state_dict(self) -> dict[str, Any]:
