@@ -407,7 +407,6 @@ def claims(completes: bool = True) -> Iterator[None]:
         raise
     if completes:
         del _watched[watched:]
-    if completes:
         for run_dir in _unstarted - unstarted:
             discard_unstarted(run_dir)
         for run_dir in set(_held) - held:
