@@ -46,6 +46,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .storage import write_atomically
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; runs are not locked there
@@ -156,7 +158,7 @@ def new_run(root: str | os.PathLike[str], name: str, argv: list[str] | None = No
         "pid": os.getpid(),
         "slurm_job_id": slurm_job_id(),
     }
-    (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    write_atomically(run_dir / RUN_FILE, json.dumps(info, indent=2) + "\n")
     return run_dir
 
 

@@ -32,6 +32,27 @@ _FIX = {
 }
 
 
+def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a hidden file beside it and one rename.
+
+    A reader sees the old file or the new one, never a mixture; a write that fails (a
+    full disk, a kill) leaves the old file as it was and removes what it wrote, except
+    after ``kill -9``, when a hidden ``.<name>.<pid>.tmp`` may remain.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(scratch, "wb") as file:
+            file.write(data.encode() if isinstance(data, str) else data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(scratch, path)
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+
+
 class StorageFullError(OSError):
     """A write that failed for lack of space (or over a size limit), with what it left intact.
 

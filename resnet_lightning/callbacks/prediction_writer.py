@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from typing_extensions import override
+
+from ..storage import write_atomically
 
 PREDICTIONS_FILE = "predictions.csv"
 
@@ -112,14 +115,13 @@ class PredictionWriter(BasePredictionWriter):
                     k = max(k, (len(row) - 3) // 2)
         header = ["path", "label"] + [f"{what}_{r}" for r in range(1, k + 1) for what in ("class", "prob")] + ["error"]
         failed = [(row[1], row[0]) for _, row in sorted(rows.items()) if row[0]]  # (path, problem)
-        tmp = self.path.with_name(f".{PREDICTIONS_FILE}.tmp")
-        with open(tmp, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            for index in sorted(rows):
-                problem, *row = rows[index]
-                writer.writerow(row + [""] * (2 + 2 * k - len(row)) + [problem])
-        os.replace(tmp, self.path)
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(header)
+        for index in sorted(rows):
+            problem, *row = rows[index]
+            writer.writerow(row + [""] * (2 + 2 * k - len(row)) + [problem])
+        write_atomically(self.path, table.getvalue())
         for rank in range(world_size):
             (self.output_dir / f"predictions.rank{rank}.csv").unlink(missing_ok=True)
         from ..run_config import tell  # late: run_config imports the CLI's pieces

@@ -17,23 +17,16 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..storage import write_atomically
 from .config import SearchConfig
 from .fit_args import fit_args, resolved_config
 from .objectives import Objective
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def label(trial: FrozenTrial) -> str:
@@ -104,13 +97,13 @@ def write_outputs(study: optuna.Study, search: SearchConfig, output: Path) -> di
     trials = study.get_trials(deepcopy=False)
     names = columns(search)
     written = {"trials.csv": output / "trials.csv"}
-    _atomic_write(written["trials.csv"], _csv([row(t, search) for t in trials], names))
+    write_atomically(written["trials.csv"], _csv([row(t, search) for t in trials], names))
     front = pareto_trials(study, search)
     written["pareto.csv"] = output / "pareto.csv"
-    _atomic_write(written["pareto.csv"], _csv([{**row(t, search), "label": label(t)} for t in front], [*names, "label"]))
+    write_atomically(written["pareto.csv"], _csv([{**row(t, search), "label": label(t)} for t in front], [*names, "label"]))
     if any(t.state == TrialState.COMPLETE for t in trials):
         written["pareto.png"] = output / "pareto.png"
-        _atomic_write(written["pareto.png"], pareto_plot(trials, front, search, study.study_name))
+        write_atomically(written["pareto.png"], pareto_plot(trials, front, search, study.study_name))
         for path in write_best_configs(study, search, front, output):
             written[str(path.relative_to(output))] = path
     return written
@@ -128,13 +121,13 @@ def write_best_configs(study: optuna.Study, search: SearchConfig, front: list[Fr
         text = _best_config(study, search, trial)
         if len(search.objectives) > 1:
             paths.append(output / "best" / f"trial-{trial.number:04d}.yaml")
-            _atomic_write(paths[-1], text.encode())
+            write_atomically(paths[-1], text.encode())
     # A Pareto point of an earlier write that a later trial dominates is no longer a best config.
     for stale in set((output / "best").glob("trial-*.yaml")) - set(paths):
         stale.unlink(missing_ok=True)
     best = max(chosen, key=lambda t: t.values[0] if first.direction == "maximize" else -t.values[0])
     paths.append(output / "best.yaml")
-    _atomic_write(paths[-1], _best_config(study, search, best).encode())
+    write_atomically(paths[-1], _best_config(study, search, best).encode())
     return paths
 
 
