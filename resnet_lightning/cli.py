@@ -21,12 +21,13 @@ from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from . import data  # noqa: F401  (imports the DataModules so --data finds them by name)
 from .callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal
 from .callbacks.prediction_writer import PredictionWriter
-from .checkpoint_io import AtomicCheckpointIO, CheckpointError
+from .checkpoint_io import AtomicCheckpointIO, CheckpointError, read_checkpoint
+from .config_limits import register_parser_mode
 from .commands import EXTRA_COMMANDS  # the extra commands; commands.py runs `plugins` without Lightning
 from .cli_errors import (
     PROG,
@@ -35,7 +36,9 @@ from .cli_errors import (
     debug_requested,
     error_line,
     one_line_usage_errors,
+    check_trainer_options,
     parse_error,
+    run_directory_error,
     unknown_class,
     user_message,
 )
@@ -79,6 +82,12 @@ class ResNetLightningCLI(LightningCLI):
         self.held_output = held_output
         super().__init__(*args, **kwargs)
 
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        # Every parser (the main one and each subcommand's) loads YAML within size limits:
+        # an alias bomb or a 20,000-level nesting is refused instead of hanging or overflowing.
+        kwargs.setdefault("parser_mode", register_parser_mode())
+        return super().init_parser(**kwargs)
+
     def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         try:
             self._default_data_to_the_chosen_class(parser, args)
@@ -86,6 +95,9 @@ class ResNetLightningCLI(LightningCLI):
         except (ArgumentError, UnicodeDecodeError) as exc:  # exit_on_error=False: the errors come here
             argv = [str(arg) for arg in (sys.argv[1:] if args is None else args)] if not isinstance(args, dict) else []
             raise parse_error(exc, argv, self._subcommand_parsers) from exc
+        seed = self.config.get(f"{self.config.get('subcommand')}.seed_everything")
+        if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:  # checked before Lightning seeds
+            raise UsageError(f"--seed_everything {seed}: a seed is from 0 to {2**32 - 1}; e.g. --seed_everything 42")
 
     def _default_data_to_the_chosen_class(self, parser: LightningArgumentParser, args: ArgsType) -> None:
         # jsonargparse carries the default DataModule's values over to the class the user
@@ -109,6 +121,12 @@ class ResNetLightningCLI(LightningCLI):
             sub_parser.set_defaults({"data": {"class_path": chosen.class_path}})
 
     def after_instantiate_classes(self) -> None:
+        # A checkpoint whose tensors do not fit the network is one line now, not after Lightning's notices.
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if self.saved_hparams is not None and ckpt_path is not None:
+            state_dict = read_checkpoint(ckpt_path).get("state_dict")
+            if isinstance(state_dict, dict) and (problem := self.model.checkpoint_mismatch(state_dict, ckpt_path)) is not None:
+                raise problem
         # The configuration was good: what was said while checking it is worth reading.
         if self.held_output is not None:
             self.held_output.release()
@@ -137,10 +155,17 @@ class ResNetLightningCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
-        if self.subcommand == "fit":
-            self.run_dir = prepare_fit_run(config)
-        else:
-            self.run_dir = prepare_evaluation_run(config, self.subcommand)
+        check_trainer_options(config.trainer)
+        try:
+            if self.subcommand == "fit":
+                self.run_dir = prepare_fit_run(config)
+            else:
+                self.run_dir = prepare_evaluation_run(config, self.subcommand)
+        except OSError as err:  # a file in the way, a name too long, a directory we may not write
+            problem = run_directory_error(err, config.trainer.get("default_root_dir"))
+            if problem is None:
+                raise
+            raise problem from err
         self.saved_hparams = None if config.get("ckpt_path") is None else saved_hyperparameters(config.ckpt_path)
         if self.saved_hparams is not None:
             defaults = self._subcommand_parsers[self.subcommand].get_defaults().model
@@ -155,7 +180,12 @@ class ResNetLightningCLI(LightningCLI):
         prepare_wandb_logger(config, self.subcommand)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        trainer = super().instantiate_trainer(**kwargs)
+        try:
+            trainer = super().instantiate_trainer(**kwargs)
+        except (MisconfigurationException, ValueError, TypeError) as err:  # Trainer's checks of its arguments
+            raise UsageError(
+                f"--trainer options: {' '.join(str(err).split())}; fix the value (`{PROG} {self.subcommand} --help` lists them)"
+            ) from err
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # not a user's own CheckpointIO
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         if self.subcommand == "predict":  # predictions.csv in the run's predict/version_<K>/
@@ -276,7 +306,8 @@ def _refuse_auto_optimizer(argv: list[str]) -> None:
             example = f"--model.{what} {value}" if flag == f"--{what}" and value and not value.startswith("-") else ""
             if example and "did you mean " in (typo := unknown_class(f"model.{what}", value)):
                 closest = typo.split("did you mean ", 1)[1].split("?", 1)[0]
-                example = f"--model.{what} {closest} (did you mean {closest}, not {value}?)"
+                if closest != value:  # "Adam" is a name already: no "did you mean Adam, not Adam?"
+                    example = f"--model.{what} {closest} (did you mean {closest}, not {value}?)"
             example = example or "--model.optimizer SGD --model.optimizer.lr 0.05"
             print(
                 error_line(

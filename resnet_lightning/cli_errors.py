@@ -177,6 +177,13 @@ def parse_error(exc: BaseException, argv: Sequence[str], parsers: dict[str, Any]
         flag = m[1].split("=", 1)[0]
         known = list(getattr(parsers.get(subcommand), "_option_string_actions", {}))
         return UsageError(_join(f"{flag} is not an option", _did_you_mean(flag, known), help_hint))
+    if (m := re.search(r"^Expected an? (.+?)\. Got value: (.*)$", str(innermost), re.S)) is not None:
+        return UsageError(_wrong_type(key, m[1], _value_of(argv, key) or m[2], help_hint))
+    if (m := re.search(r'Linked "([\w.]+)" must be given via "([\w.]+)"', str(innermost))) is not None:
+        return UsageError(
+            f"--{m[1]} is not an option of its own: the DataModule sets it ({m[2]}); remove --{m[1]} from the "
+            "command line or the config (another DataModule, e.g. --data CIFAR10DataModule, brings its own)"
+        )
     if (m := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", str(innermost))) is not None:
         from .cli import EXTRA_COMMANDS  # the commands beside LightningCLI's
 
@@ -186,6 +193,133 @@ def parse_error(exc: BaseException, argv: Sequence[str], parsers: dict[str, Any]
         )
     option = f"--{key}: " if key else ""
     return UsageError(f"{option}{' '.join(str(innermost).split())}; {help_hint}")
+
+
+_TYPE_WORDS = {
+    "<class 'int'>": "a whole number, e.g. 3",
+    "<class 'float'>": "a number, e.g. 0.1",
+    "<class 'bool'>": "true or false",
+    "<class 'str'>": "a string",
+    "<class 'dict'>": "a mapping, e.g. {depth: 56}",
+    "<class 'list'>": "a list, e.g. [a, b]",
+}
+
+
+def _wrong_type(key: str, expected: str, value: str, help_hint: str) -> str:
+    """"--trainer.max_epochs abc: expected a whole number, e.g. 3" for jsonargparse's "Expected a <class 'int'>"."""
+    from .config_limits import ConfigTooLargeError, limited_yaml_load
+
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    option = f"--{key} {shown}" if key else shown
+    if (literal := re.fullmatch(r"typing\.Literal\[(.*)\]", expected)) is not None:
+        wanted = f"one of {literal[1]}"
+        choices = [c.strip().strip("'\"") for c in literal[1].split(",")]
+        return _join(f"{option}: expected {wanted}", _did_you_mean(value, choices), help_hint)
+    wanted = _TYPE_WORDS.get(expected, expected.replace("<class '", "").replace("'>", ""))
+    hint = ""
+    stripped = value.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] and stripped[0] in "\"'":
+        hint = f"write it without quotes ({stripped[1:-1]}), which make it a string"
+    elif expected == "<class 'int'>" and re.fullmatch(r"[-+]?\d*\.\d+|[-+]?\d+(\.\d*)?[eE][-+]?\d+", stripped):
+        hint = "a count takes no decimal point or exponent"
+    elif expected == "<class 'dict'>" and stripped.startswith("{"):
+        try:
+            loaded = limited_yaml_load(stripped)
+        except ConfigTooLargeError as err:
+            hint = f"refused: the YAML {err}"
+        except Exception as err:  # what the YAML parser said is the message
+            hint = f"it is not valid YAML ({' '.join(str(getattr(err, 'problem', None) or err).split())})"
+        else:
+            if re.search(r"\w:[^\s/]", stripped):  # {depth:56} is one key "depth:56" with no value
+                spaced = re.sub(r"(\w):(?=[^\s/])", r"\1: ", stripped)
+                hint = f"YAML needs a space after each colon of a mapping: {spaced}"
+            elif isinstance(loaded, str) or loaded == stripped:
+                hint = "YAML read it as text, not a mapping; write it as {key: value, ...}, a space after each colon"
+    return _join(f"{option}: expected {wanted}", hint, help_hint)
+
+
+# Trainer options Lightning takes without a check (or fails on mid-fit): (option, lowest value, what it means).
+_TRAINER_MINIMUMS = (
+    ("accumulate_grad_batches", 1, "batches per optimizer step"),
+    ("check_val_every_n_epoch", 1, "epochs between validations"),
+    ("log_every_n_steps", 0, "steps between logged values"),
+    ("min_epochs", 0, "epochs"),
+    ("num_sanity_val_steps", -1, "validation batches before training (-1: all)"),
+    ("gradient_clip_val", 0, "the gradient's largest norm or value (0: no clipping)"),
+    ("fast_dev_run", 0, "batches of a quick check (0: off)"),
+    ("limit_train_batches", 0, "a fraction (0.0-1.0) or a count of batches"),
+    ("limit_val_batches", 0, "a fraction (0.0-1.0) or a count of batches"),
+    ("limit_test_batches", 0, "a fraction (0.0-1.0) or a count of batches"),
+    ("limit_predict_batches", 0, "a fraction (0.0-1.0) or a count of batches"),
+)
+
+
+def check_trainer_options(trainer: Any) -> None:
+    """Raise ``UsageError`` for a Trainer option out of range, or an accelerator this machine lacks.
+
+    Args:
+        trainer: The ``trainer`` section of the parsed config.
+    """
+    for name, lowest, meaning in _TRAINER_MINIMUMS:
+        value = trainer.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < lowest:
+            raise UsageError(f"--trainer.{name} {value}: must be {lowest} or more ({meaning})")
+    for name in ("val_check_interval",):
+        value = trainer.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise UsageError(f"--trainer.{name} {value}: must be more than 0 (a fraction of an epoch, or a count of batches)")
+    accelerator = trainer.get("accelerator")
+    if isinstance(accelerator, str) and accelerator.lower() in ("gpu", "cuda", "mps", "tpu"):
+        from lightning.pytorch.accelerators import CUDAAccelerator, MPSAccelerator, XLAAccelerator
+
+        found = {"cuda": CUDAAccelerator.is_available(), "mps": MPSAccelerator.is_available(), "tpu": XLAAccelerator.is_available()}
+        wanted = ("cuda", "mps") if accelerator.lower() == "gpu" else (accelerator.lower(),)
+        if not any(found[name] for name in wanted):
+            have = [name for name, ok in found.items() if ok] + ["cpu"]
+            device = "GPU (CUDA or MPS)" if accelerator.lower() == "gpu" else accelerator.upper()
+            raise UsageError(
+                f"--trainer.accelerator {accelerator}: this machine has no {device} that PyTorch can use "
+                f"(available: {', '.join(have)}); use --trainer.accelerator {have[0]}, or auto to take what there is"
+            )
+
+
+def run_directory_error(err: OSError, root: Any) -> UsageError | None:
+    """One line for an ``OSError`` while creating the run directory under ``root`` (None: a full disk, said elsewhere)."""
+    import errno
+
+    if err.errno is None or err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return None  # an error of ours that is an OSError (RunNotFoundError), or a full disk
+    path = Path(err.filename) if err.filename else Path(str(root or "."))
+    shown = str(root) if len(str(root)) <= 80 else str(root)[:77] + "..."
+    option = f"--trainer.default_root_dir {shown}" if root not in (None, ".", "") else f"the working directory {Path.cwd()}"
+    if err.errno == errno.ENOTDIR or (err.errno == errno.EEXIST and not path.is_dir()):
+        blocker = next((parent for parent in [path, *path.parents] if parent.exists() and not parent.is_dir()), path)
+        return UsageError(
+            f"{option}: cannot create the run directory {path}: {blocker} is a file, not a directory; "
+            "give a directory (it is created if missing), or move the file"
+        )
+    if err.errno == errno.ENAMETOOLONG:
+        long_part = max(path.parts, key=len)
+        return UsageError(
+            f"{option}: cannot create the run directory: the name {long_part[:40]}... is {len(long_part.encode())} bytes, "
+            f"over the filesystem's limit of {_name_max(path)}; use a shorter --trainer.default_root_dir"
+        )
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "the filesystem is read-only" if err.errno == errno.EROFS else "permission denied"
+        return UsageError(
+            f"{option}: cannot create the run directory {path}: {why}; run from a directory you can write to, "
+            "or give one with --trainer.default_root_dir DIR"
+        )
+    return UsageError(f"{option}: cannot create the run directory {path}: {err.strerror}; give another --trainer.default_root_dir")
+
+
+def _name_max(path: Path) -> int:
+    for parent in [path, *path.parents]:
+        try:
+            return os.pathconf(parent, "PC_NAME_MAX")
+        except OSError:
+            continue
+    return 255
 
 
 def unknown_class(key: str, name: str) -> str:
@@ -246,6 +380,8 @@ def _unreadable_config(argv: Sequence[str]) -> str | None:
     """The message for the first config file on the command line that is not text, or not valid YAML."""
     import yaml
 
+    from .config_limits import ConfigTooLargeError, check_yaml_size
+
     for path in _files_in(argv):
         try:
             text = path.read_text(encoding="utf-8")
@@ -257,16 +393,21 @@ def _unreadable_config(argv: Sequence[str]) -> str | None:
         except OSError:
             continue
         try:
+            check_yaml_size(text)  # first: safe_load would recurse, or expand an alias bomb, for minutes
             yaml.safe_load(text)
+        except ConfigTooLargeError as err:
+            return f"{path}: not loaded: the YAML {err}"
         except yaml.MarkedYAMLError as err:
             mark = err.problem_mark
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
             started = err.context_mark
             context = f" ({err.context} at line {started.line + 1})" if err.context and started is not None else ""
-            return (
-                f"{path}, {where}: YAML syntax error: {err.problem}{context}; fix the file there "
-                "(an unclosed bracket or quote, or a tab in the indentation, is the usual cause)"
+            cause = (
+                "a config is a few levels deep"
+                if "nesting depth" in str(err.problem)
+                else "an unclosed bracket or quote, or a tab in the indentation, is the usual cause"
             )
+            return f"{path}, {where}: YAML syntax error: {err.problem}{context}; fix the file there ({cause})"
         except yaml.YAMLError as err:
             return f"{path}: YAML error: {' '.join(str(err).split())}; fix the file"
     return None
@@ -335,4 +476,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return links
 
 
-__all__ = ["DEBUG_ENV", "PROG", "HeldOutput", "UsageError", "debug_requested", "error_line", "one_line_usage_errors", "parse_error", "unknown_class", "user_message"]
+__all__ = [
+    "DEBUG_ENV", "PROG", "HeldOutput", "UsageError", "check_trainer_options", "debug_requested", "error_line",
+    "one_line_usage_errors", "parse_error", "run_directory_error", "unknown_class", "user_message",
+]

@@ -59,9 +59,16 @@ def create_model(
         # A builder taking **kwargs passes them on (the built-ins to ResNet), so a
         # misspelt option fails one call deeper; name the architecture all the same.
         refused = _UNEXPECTED.search(str(exc))
-        if refused is None or refused["name"] not in arguments or refused["name"] in _accepted(builder):
+        if refused is not None and refused["name"] in arguments and refused["name"] not in _accepted(builder):
+            raise _rejected(arch, builder, arguments, exc) from exc
+        # An option of the wrong type ({depth: } is depth=None, {depth: "56"} a string) fails
+        # deep inside the builder's arithmetic: name it, if one of the caller's is mistyped.
+        mistyped = _mistyped(builder, {k: v for k, v in kwargs.items()})
+        if not mistyped:
             raise  # not one of the caller's options (a block's own TypeError, say)
-        raise _rejected(arch, builder, arguments, exc) from exc
+        raise ArchitectureArgumentError(
+            f"architecture {arch!r} cannot be built with {'; '.join(mistyped)} ({type(exc).__name__}: {exc})"
+        ) from exc
     except BlockContractError:
         raise
     except ValueError as exc:  # the builder's own check of a value (cifar depth 6n+2, ...)
@@ -77,7 +84,7 @@ def create_model(
     return model
 
 
-_UNEXPECTED = re.compile(r"got an unexpected keyword argument '(?P<name>\w+)'")
+_UNEXPECTED = re.compile(r"got an unexpected keyword argument '(?P<name>[^']+)'")
 
 
 class ArchitectureArgumentError(TypeError, ValueError):
@@ -102,6 +109,34 @@ def _rejected(arch: str, builder: Callable[..., Any], arguments: dict[str, Any],
     return ArchitectureArgumentError(f"{message} It accepts: {', '.join(accepted) or 'no keyword arguments'}")
 
 
+def _mistyped(builder: Callable[..., Any], options: dict[str, Any]) -> list[str]:
+    """"depth=None: ..." for each option whose value cannot be what its parameter takes, judged by its default."""
+    parameters = _parameters(builder)
+    found = []
+    for name, value in options.items():
+        parameter = parameters.get(name)
+        if parameter is None:
+            continue
+        default = parameter.default
+        if value is None and default is not None:
+            example = f", e.g. {name}: {default!r}" if default is not inspect.Parameter.empty else ""
+            found.append(
+                f"{name}=None: {name} has no value (in YAML, `{name}:` with nothing after it is null); give it one{example}"
+            )
+        elif (
+            value is not None
+            and default not in (None, inspect.Parameter.empty)
+            and not isinstance(value, type(default))
+            and not (isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool))
+        ):
+            kind = type(default).__name__
+            found.append(
+                f"{name}={value!r}: {name} takes {'an' if kind[0] in 'aeiou' else 'a'} {kind} like its default {default!r}, "
+                f"not a {type(value).__name__}" + (" (remove the quotes)" if isinstance(value, str) else "")
+            )
+    return found
+
+
 def _accepted(builder: Callable[..., Any]) -> list[str]:
     """The keywords ``builder`` takes, read from signatures.
 
@@ -111,6 +146,11 @@ def _accepted(builder: Callable[..., Any]) -> list[str]:
     functions and classes its code names in its module, followed while they take
     ``**kwargs`` themselves. ``block_name`` is set by the builders, never by a caller.
     """
+    return [name for name in _parameters(builder) if name != "block_name"]
+
+
+def _parameters(builder: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """The keyword parameters ``builder`` takes, followed as :func:`_accepted` describes; the first of a name wins."""
     accepted = _keywords(builder, keyword_only=False)
     seen: set[int] = set()
     todo = [builder] if _takes_var_keyword(builder) else []
@@ -126,7 +166,10 @@ def _accepted(builder: Callable[..., Any]) -> list[str]:
             accepted += _keywords(callee, keyword_only=True)
             if _takes_var_keyword(target):
                 todo.append(target)
-    return [name for name in dict.fromkeys(accepted) if name != "block_name"]
+    parameters: dict[str, inspect.Parameter] = {}
+    for parameter in accepted:
+        parameters.setdefault(parameter.name, parameter)
+    return parameters
 
 
 def _signature(function: Any) -> inspect.Signature | None:
@@ -141,12 +184,12 @@ def _takes_var_keyword(function: Any) -> bool:
     return signature is not None and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values())
 
 
-def _keywords(function: Any, keyword_only: bool) -> list[str]:
-    """Names ``function`` takes by keyword (only the keyword-only ones if asked); [] if unknown."""
+def _keywords(function: Any, keyword_only: bool) -> list[inspect.Parameter]:
+    """The parameters ``function`` takes by keyword (only the keyword-only ones if asked); [] if unknown."""
     signature = _signature(function)
     if signature is None:
         return []
     kinds = {inspect.Parameter.KEYWORD_ONLY}
     if not keyword_only:
         kinds.add(inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return [p.name for p in signature.parameters.values() if p.kind in kinds and p.name != "self"]
+    return [p for p in signature.parameters.values() if p.kind in kinds and p.name != "self"]

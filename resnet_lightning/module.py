@@ -17,6 +17,7 @@ from typing_extensions import override
 from .callbacks.ema import EMA
 from .callbacks.finetune import BackboneFreeze
 from .checkpoint_io import read_checkpoint
+from .checkpoint_io import CheckpointError
 from .data.augment import BatchMix
 from .factory import create_model
 from .models.pretrained import WeightsError, check_weights, classifier_head, is_weights_file, load_pretrained, resolve_weights
@@ -160,6 +161,7 @@ class ResNetClassifier(L.LightningModule):
         self.optimizer_factory = optimizer
         self._input_shape: list[int] | None = None  # of the training batches, for exports
         self.scheduler_factory = lr_scheduler
+        self._check_optimization(steps=3)  # a bad optimizer or scheduler option stops here, before any run starts
 
         # validate_args=False: torchmetrics' per-update input check runs torch.unique on the
         # labels, a host-device sync every step on a GPU; the DataModules check labels on load.
@@ -264,10 +266,44 @@ class ResNetClassifier(L.LightningModule):
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning loads the checkpoint's state_dict right after this hook (Trainer and load_from_checkpoint alike).
+        self._loading_checkpoint = True
         if "current_model_state" in checkpoint and self._trainer is not None and self.trainer.state.fn != "fit":
             from .run_config import tell  # late: run_config imports the CLI's pieces
 
             tell(f"{self.trainer.state.fn.value}: evaluating the checkpoint's EMA (averaged) weights, not the raw ones")
+
+    @override
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False) -> Any:
+        loading_checkpoint, self._loading_checkpoint = getattr(self, "_loading_checkpoint", False), False
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as err:
+            path = getattr(self._trainer, "ckpt_path", None) if self._trainer is not None else None
+            problem = self.checkpoint_mismatch(state_dict, path, strict) if loading_checkpoint else None
+            if problem is None:
+                raise
+            raise problem from err
+
+    def checkpoint_mismatch(self, state_dict: dict[str, Any], path: Any = None, strict: bool = True) -> CheckpointError | None:
+        """The error naming the tensors missing from ``state_dict``, unexpected in it, or of another shape; None if it fits.
+
+        Args:
+            state_dict: A checkpoint's ``state_dict``.
+            path: The checkpoint file, for the message.
+            strict: Whether missing and unexpected tensors count (shapes always do).
+        """
+        problems = _state_dict_mismatch(self.state_dict(), state_dict, strict)
+        if not problems:
+            return None
+        kwargs = self.hparams.get("arch_kwargs") or {}
+        network = f"arch {self.hparams.arch!r}" + (f", block {self.hparams.block!r}" if self.hparams.get("block") else "")
+        network += f", arch_kwargs {kwargs}" if kwargs else ""
+        return CheckpointError(
+            f"checkpoint {path or ''} does not fit this network ({network}): {'; '.join(problems)}. It was saved by "
+            "another version of the network (other code or options), or altered since; load it with the code and "
+            "options that saved it, or train anew"
+        )
 
     def _evaluate(self, images: torch.Tensor) -> torch.Tensor:
         """Logits, or with ``tta_flip`` the log of the mean probability over the image and its mirror."""
@@ -351,15 +387,63 @@ class ResNetClassifier(L.LightningModule):
             result.append(group)
         return result or [{"params": []}]
 
-    @override
-    def configure_optimizers(self) -> Any:
-        groups = self.parameter_groups()
-        if self.optimizer_factory is None:
-            optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=1e-4)
-        else:
-            optimizer = self.optimizer_factory(groups)
+    def _new_optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+        try:
+            if self.optimizer_factory is None:
+                optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=1e-4)
+            else:
+                optimizer = self.optimizer_factory(groups)
+        except (ValueError, ArithmeticError) as err:  # torch's own checks: "Invalid learning rate: -1.0"
+            option = _option("optimizer", self.hparams.optimizer)
+            raise ModelConfigError(
+                f"{option}: {err}; fix the value (`resnet-lightning fit --model.optimizer.help {option.split()[1]}`)"
+            ) from err
         for group in optimizer.param_groups:  # before the schedulers read their base rates
             group["lr"] *= group.pop("lr_scale", 1.0)
+        return optimizer
+
+    def _check_optimization(self, steps: int) -> None:
+        """Build the optimizer, and run the scheduler for ``steps`` steps (at most 1000, after any
+        warm-up), over throw-away parameters: a bad option (``lr -1``; ``T_max 0``, a division by
+        zero at the first step) or a schedule that makes the learning rate negative is a one-line
+        error naming the option, before training, instead of a traceback from inside the fit."""
+        groups = [{**group, "params": [torch.zeros(1, requires_grad=True)]} for group in self.parameter_groups()]
+        probe = self._new_optimizer(groups)
+        if self.scheduler_factory is None:
+            return
+        steps = max(1, min(1000, steps - self.hparams.warmup))
+        option = _option("lr_scheduler", self.hparams.lr_scheduler)
+        step = 0
+        try:
+            scheduler = self.scheduler_factory(probe)
+            for step in range(1, steps + 1):
+                probe.step()  # no gradients: changes nothing, but keeps the scheduler's order check quiet
+                scheduler.step(0.0) if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) else scheduler.step()
+                lrs = [group["lr"] for group in probe.param_groups]
+                if not all(math.isfinite(lr) and lr >= 0 for lr in lrs):
+                    raise ModelConfigError(
+                        f"{option} makes the learning rate {min(lrs, key=lambda lr: (math.isfinite(lr), lr)):g} at "
+                        f"{self.hparams.lr_scheduler_interval} {step}; a learning rate must stay finite and >= 0: "
+                        "check the scheduler's options"
+                    )
+        except (ValueError, ArithmeticError, TypeError, IndexError, KeyError) as err:
+            if isinstance(err, ModelConfigError):
+                raise
+            when = f"at {self.hparams.lr_scheduler_interval} {step}" if step else "when created"
+            raise ModelConfigError(
+                f"{option} fails {when}: {type(err).__name__}: {err}; check the scheduler's options "
+                f"(`resnet-lightning fit --model.lr_scheduler.help {option.split()[1]}`)"
+            ) from err
+
+    @override
+    def configure_optimizers(self) -> Any:
+        trainer = self._trainer
+        if self.scheduler_factory is not None and trainer is not None:  # the whole fit's schedule, now that it is known
+            interval = self.hparams.lr_scheduler_interval
+            steps = trainer.max_epochs if interval == "epoch" else trainer.max_steps
+            if steps is not None and steps > 3:
+                self._check_optimization(steps)
+        optimizer = self._new_optimizer(self.parameter_groups())
         schedulers = []
         if self.hparams.warmup:
             schedulers.append(torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=self.hparams.warmup))
@@ -375,6 +459,45 @@ class ResNetClassifier(L.LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = getattr(scheduler, "monitor", "val/loss")
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+
+def _state_dict_mismatch(expected: dict[str, Any], found: dict[str, Any], strict: bool) -> list[str]:
+    """What keeps ``found`` from loading into a module whose state dict is ``expected``, in words."""
+
+    def listed(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    problems = []
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
+    if strict and missing:
+        problems.append(f"{len(missing)} tensor(s) missing from the file ({listed(missing)})")
+    if strict and unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensor(s) in the file ({listed(unexpected)})")
+    for key, value in found.items():
+        want = expected.get(key)
+        if isinstance(value, torch.Tensor) and isinstance(want, torch.Tensor) and value.shape != want.shape:
+            problems.append(f"{key} is {list(value.shape)} in the file, {list(want.shape)} here")
+    return problems
+
+
+def _option(name: str, value: Any) -> str:
+    """"--model.lr_scheduler CosineAnnealingLR (T_max=0)": the option, its class and the arguments that differ from their defaults."""
+    if not isinstance(value, dict) or "class_path" not in value:
+        return f"--model.{name}" + (" (default)" if value is None else f" {value}")
+    class_path = value["class_path"]
+    arguments = dict(value.get("init_args") or {})
+    try:
+        import importlib
+        import inspect
+
+        module, _, cls = class_path.rpartition(".")
+        parameters = inspect.signature(getattr(importlib.import_module(module), cls)).parameters
+        arguments = {k: v for k, v in arguments.items() if k not in parameters or parameters[k].default != v}
+    except Exception:  # the defaults only shorten the message
+        pass
+    shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+    return f"--model.{name} {class_path.rpartition('.')[2]}" + (f" ({shown})" if shown else "")
 
 
 def _plain(value: Any) -> Any:

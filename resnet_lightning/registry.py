@@ -277,8 +277,7 @@ def _unknown_message(kind: str, name: str) -> str:
     available = _names(kind)
     message = f"unknown {kind} {name!r}"
     close = difflib.get_close_matches(name.rpartition(":")[2], available, n=1)
-    if close:
-        message += f"; did you mean {close[0]!r}?"
+    message += f"; did you mean {close[0]!r}?" if close else "."
     listed = ", ".join(available) if available else "none"
     message += f" Available {kind}s: {listed}."
     if not available:
@@ -286,7 +285,26 @@ def _unknown_message(kind: str, name: str) -> str:
             f" No {kind} is registered at all: is resnet-lightning installed "
             f"(pip install -e .), and is {PLUGINS_ENV} set?"
         )
-    return message
+    return message + _hidden_hint(kind, name.rpartition(":")[2])
+
+
+def _hidden_hint(kind: str, name: str) -> str:
+    """What ``RESNET_LIGHTNING_PLUGINS`` hides, when it is set: the distribution providing ``name``, or how many."""
+    allowed = _allowed_distributions()
+    if allowed is None:
+        return ""
+    hidden = [_spec(kind, ep) for ep in entry_points(group=_GROUPS[kind])]
+    hidden = [spec for spec in hidden if _normalize(spec.distribution) not in allowed]
+    setting = f"{PLUGINS_ENV}={os.environ.get(PLUGINS_ENV, '').strip()}"
+    providers = sorted({spec.distribution for spec in hidden if spec.name == name})
+    if providers:
+        return (
+            f" {name!r} is installed (from {', '.join(providers)}) but hidden by {setting}; "
+            f"unset {PLUGINS_ENV}, or add {providers[0]} to it"
+        )
+    if hidden:
+        return f" ({setting} hides {len(hidden)} installed {kind} plugin(s) from other distributions; unset it to see them.)"
+    return ""
 
 
 def _register(kind: str, name: str | None, override: bool) -> Callable[[Any], Any]:

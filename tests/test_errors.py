@@ -18,8 +18,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
+from resnet_lightning import refresh_plugins
+from resnet_lightning.checkpoint_io import read_checkpoint
 from resnet_lightning.cli import cli_main
+from resnet_lightning.registry import PLUGINS_ENV
 
 TINY = ["--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth: 8}"]
 # Some cases need files; {tmp} is the directory the commands run in.
@@ -54,6 +58,40 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "export_truncated_checkpoint": (["export", "--ckpt_path", "truncated.ckpt"], ["export:", "truncated.ckpt"]),
     "analyze_misspelt_analysis": (["analyze", "lesn"], ["analyze:", "invalid choice: 'lesn'", "resnet-lightning analyze --help"]),
     "dashboard_missing_argument": (["dashboard"], ["dashboard:", "required: --project"]),
+    # Command-line and config values of the wrong type, out of range, or hostile (issue 17); braces doubled for format().
+    "scheduler_division_by_zero": (["fit", *TINY, "--model.lr_scheduler", "CosineAnnealingLR", "--model.lr_scheduler.init_args.T_max", "0"],
+                                   ["--model.lr_scheduler CosineAnnealingLR (T_max=0) fails at epoch 1", "ZeroDivisionError",
+                                    "--model.lr_scheduler.help CosineAnnealingLR"]),
+    "scheduler_rejects_value": (["fit", *TINY, "--model.lr_scheduler", "LinearLR", "--model.lr_scheduler.start_factor", "0"],
+                                ["LinearLR (start_factor=0.0) fails when created", "Starting multiplicative factor"]),
+    "scheduler_negative_lr": (["fit", *TINY, "--model.lr_scheduler", "ExponentialLR", "--model.lr_scheduler.gamma", "-1"],
+                              ["ExponentialLR (gamma=-1.0) makes the learning rate -0.1 at epoch 1"]),
+    "optimizer_rejects_value": (["fit", *TINY, "--model.optimizer", "SGD", "--model.optimizer.lr", "-1"],
+                                ["--model.optimizer SGD (lr=-1.0): Invalid learning rate: -1.0", "--model.optimizer.help SGD"]),
+    "arch_kwargs_empty_value": (["fit", "--model.arch", "cifar_resnet", "--model.arch_kwargs", '{"depth": }'],
+                                ["depth=None", "depth has no value", "e.g. depth: 20"]),
+    "arch_kwargs_string_for_int": (["fit", "--model.arch", "cifar_resnet", "--model.arch_kwargs", '{depth: "abc"}'],
+                                   ["depth='abc'", "takes an int like its default 20"]),
+    "arch_kwargs_no_space": (["fit", "--model.arch_kwargs", "{depth:56, shortcut:B}"],
+                             ["--model.arch_kwargs {{depth:56, shortcut:B}}", "space after each colon", "{{depth: 56, shortcut: B}}"]),
+    "arch_kwargs_alias_bomb": (["fit", "--model.arch_kwargs", "{a: &a [x,x,x,x,x,x,x,x,x], " + ", ".join(
+                                   f"{c}: &{c} [{', '.join(['*' + p] * 9)}]" for p, c in zip("abcdef", "bcdefg")) + "}"],
+                               ["--model.arch_kwargs {{a: &a", "expands to more than 100,000 values"]),
+    "config_alias_bomb": (["fit", "--config", "bomb.yaml"], ["bomb.yaml: not loaded", "expands to more than 100,000 values"]),
+    "config_nested_flow": (["fit", "--config", "deep_flow.yaml"], ["deep_flow.yaml, line 1", "nesting depth", "a config is a few levels deep"]),
+    "config_nested_block": (["fit", "--config", "deep_block.yaml"], ["deep_block.yaml: not loaded", "nested more than 100 levels deep"]),
+    "int_as_quoted_string": (["fit", "--trainer.max_epochs", '"3"'], ['--trainer.max_epochs "3": expected a whole number', "without quotes"]),
+    "int_as_float": (["fit", "--data.batch_size", "1.5"], ["--data.batch_size 1.5: expected a whole number"]),
+    "bad_choice": (["fit", "--model.lr_scheduler_interval", "epoc"], ["epoc: expected one of 'epoch', 'step'", "did you mean epoch?"]),
+    "linked_option": (["fit", "--model.num_classes", "3"], ["--model.num_classes is not an option of its own", "data.num_classes"]),
+    "negative_max_epochs": (["fit", "--trainer.max_epochs", "-5"], ["--trainer options", "max_epochs", "-5"]),
+    "accumulate_zero": (["fit", "--trainer.accumulate_grad_batches", "0"], ["--trainer.accumulate_grad_batches 0: must be 1 or more"]),
+    "bad_strategy": (["fit", "--trainer.strategy", "foo"], ["--trainer options", "strategy='foo'"]),
+    "seed_out_of_range": (["fit", "--seed_everything", "-1"], ["--seed_everything -1", "from 0 to 4294967295"]),
+    "optimizer_flag_is_a_name": (["fit", "--optimizer", "Adam"], ["e.g. --model.optimizer Adam, which keeps"]),
+    "root_dir_is_a_file": (["fit", *TINY, "--trainer.default_root_dir", "afile/runs"],
+                           ["--trainer.default_root_dir afile/runs", "{tmp}/afile is a file, not a directory"]),
+    "root_dir_name_too_long": (["fit", *TINY, "--trainer.default_root_dir", "x" * 300], ["is 300 bytes, over the filesystem's limit"]),
 }
 
 
@@ -82,8 +120,16 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tmp / "truncated.ckpt").write_bytes(b"PK\x03\x04" + b"\x00" * 60)  # the start of a zip, cut off
     (tmp / "noread" / "cifar-10-batches-py").mkdir(parents=True)
     (tmp / "noread").chmod(0)
+    (tmp / "afile").write_text("not a directory\n")
+    (tmp / "bomb.yaml").write_text("model:\n  arch_kwargs:\n    a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"    {c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdef", "bcdefg")))  # 9^7 leaves
+    (tmp / "deep_flow.yaml").write_text("model: {arch_kwargs: " + "[" * 20_000 + "]" * 20_000 + "}\n")
+    (tmp / "deep_block.yaml").write_text("".join("  " * i + "a:\n" for i in range(20_000)))
+    (tmp / "readonly").mkdir()
+    (tmp / "readonly").chmod(0o555)
     yield tmp
     (tmp / "noread").chmod(0o755)
+    (tmp / "readonly").chmod(0o755)
 
 
 # Run in a fresh process: the whole process's stderr is checked (and the data
@@ -96,6 +142,7 @@ def outcomes(workdir: Path) -> dict[str, Future]:
     pool = ThreadPoolExecutor(max_workers=2)
     futures = {case: pool.submit(_run, CASES[case][0], workdir) for case in IN_SUBPROCESS}
     futures["debug"] = pool.submit(_run, ["fit", "--model.label_smoothing", "1.5"], workdir, {"RESNET_LIGHTNING_DEBUG": "1"})
+    futures["readonly_cwd"] = pool.submit(_run, ["fit", *TINY], workdir / "readonly")
     good_run = ["fit", *TINY, "--trainer.fast_dev_run", "1", "--trainer.enable_progress_bar", "false"]
     futures["good_run"] = pool.submit(_run, good_run, workdir)
     yield futures
@@ -122,6 +169,84 @@ def test_a_user_error_is_one_line_naming_the_value(
     assert line.startswith("resnet-lightning: error: ")
     for part in CASES[case][1]:
         assert part.format(tmp=workdir) in line, line
+
+
+def test_a_read_only_working_directory_is_one_line(outcomes: dict[str, Future], workdir: Path) -> None:
+    result = outcomes["readonly_cwd"].result()  # capabilities dropped: root, too, may not write there
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"resnet-lightning: error: the working directory {workdir / 'readonly'}: cannot create the run directory "
+        f"{workdir / 'readonly' / 'digits-cifar_resnet-d8'}: permission denied; run from a directory you can write to, "
+        "or give one with --trainer.default_root_dir DIR"
+    ]
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("accelerator", ["gpu", "cuda", "mps"])
+def test_an_accelerator_the_machine_lacks_is_one_line(accelerator: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", *TINY, "--trainer.accelerator", accelerator])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"resnet-lightning: error: --trainer.accelerator {accelerator}: this machine has no "
+        f"{'GPU (CUDA or MPS)' if accelerator == 'gpu' else accelerator.upper()} that PyTorch can use (available: cpu); "
+        "use --trainer.accelerator cpu, or auto to take what there is"
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real ``last.ckpt`` of the TINY network after one training step."""
+    root = tmp_path_factory.mktemp("trained")
+    cli_main(["fit", *TINY, "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1", "--trainer.enable_progress_bar",
+              "false", "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(root)])
+    return next(root.glob("*/version_0/checkpoints/last.ckpt"))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("missing", "1 tensor(s) missing from the file (model.layer1.0.conv1.weight)"),
+        ("unexpected", "1 unexpected tensor(s) in the file (model.extra.weight)"),
+        ("shape", "model.fc.weight is [10, 32] in the file, [10, 64] here"),
+    ],
+)
+@pytest.mark.parametrize("command", ["test", "fit"])
+def test_a_checkpoint_of_another_network_names_the_tensors(
+    change: str, expected: str, command: str, trained_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = read_checkpoint(trained_checkpoint)
+    state = checkpoint["state_dict"]
+    if change == "missing":
+        del state["model.layer1.0.conv1.weight"]
+    elif change == "unexpected":
+        state["model.extra.weight"] = torch.zeros(3)
+    else:
+        state["model.fc.weight"] = torch.zeros(10, 32)
+    torch.save(checkpoint, tmp_path / "other.ckpt")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([command, *TINY, "--ckpt_path", str(tmp_path / "other.ckpt"), "--trainer.default_root_dir", str(tmp_path)])
+    assert exit_info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines  # before Lightning's notices: nothing else is said
+    assert lines[0].startswith(f"resnet-lightning: error: checkpoint {tmp_path / 'other.ckpt'} does not fit this network")
+    assert expected in lines[0]
+    assert "saved by another version of the network" in lines[0]
+
+
+def test_an_unknown_block_says_what_the_plugin_switch_hides(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv(PLUGINS_ENV, "none")
+    refresh_plugins()
+    try:
+        with pytest.raises(SystemExit):
+            cli_main(["fit", "--model.block", "wide_basic"])
+    finally:
+        monkeypatch.undo()
+        refresh_plugins()
+    line = capsys.readouterr().err.strip()
+    assert "unknown block 'wide_basic'" in line
+    assert f"'wide_basic' is installed (from wide-resnet) but hidden by {PLUGINS_ENV}=none" in line
 
 
 def test_the_debug_switch_shows_the_traceback(outcomes: dict[str, Future]) -> None:
