@@ -16,8 +16,7 @@ from typing_extensions import override
 
 from .callbacks.ema import EMA
 from .callbacks.finetune import BackboneFreeze
-from .checkpoint_io import read_checkpoint
-from .checkpoint_io import CheckpointError
+from .checkpoint_io import CheckpointError, read_checkpoint
 from .data.augment import BatchMix
 from .factory import create_model
 from .models.pretrained import WeightsError, check_weights, classifier_head, is_weights_file, load_pretrained, resolve_weights
