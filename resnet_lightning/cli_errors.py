@@ -177,6 +177,15 @@ def parse_error(exc: BaseException, argv: Sequence[str], parsers: dict[str, Any]
         flag = m[1].split("=", 1)[0]
         known = list(getattr(parsers.get(subcommand), "_option_string_actions", {}))
         return UsageError(_join(f"{flag} is not an option", _did_you_mean(flag, known), help_hint))
+    unions = [str(link) for link in links if "Does not validate against any of the Union subtypes" in str(link)]
+    union = unions[-1] if unions and "Problem with given class_path" not in unions[-1] else None  # not a class's option
+    if union is not None and (given := re.search(r"Given value: (.*)", union)) is not None:
+        expected = re.findall(r"^\s*- Expected an? (.+?)(?:\. Got value:.*)?\s*$", union, re.M)
+        if len(set(expected) - {"<class 'NoneType'>"}) == 1:  # Optional[X]: what X wants, with its hints
+            (one,) = set(expected) - {"<class 'NoneType'>"}
+            return UsageError(_wrong_type(key, one, _value_of(argv, key) or given[1].strip(), help_hint))
+        if expected:
+            return UsageError(_wrong_union(key, expected, _value_of(argv, key) or given[1].strip(), help_hint))
     if (m := re.search(r"^Expected an? (.+?)\. Got value: (.*)$", str(innermost), re.S)) is not None:
         return UsageError(_wrong_type(key, m[1], _value_of(argv, key) or m[2], help_hint))
     if (m := re.search(r'Linked "([\w.]+)" must be given via "([\w.]+)"', str(innermost))) is not None:
@@ -203,6 +212,23 @@ _TYPE_WORDS = {
     "<class 'dict'>": "a mapping, e.g. {depth: 56}",
     "<class 'list'>": "a list, e.g. [a, b]",
 }
+
+
+def _wrong_union(key: str, expected: list[str], value: str, help_hint: str) -> str:
+    """"--trainer.precision bf17: expected one of 64, 32, '16-mixed', ..., or null; did you mean bf16?" for a Union type."""
+    choices: list[str] = []
+    kinds: list[str] = []
+    for one in expected:
+        if (literal := re.fullmatch(r"typing\.Literal\[(.*)\]", one)) is not None:
+            choices += [c.strip() for c in literal[1].split(",")]
+        elif one == "<class 'NoneType'>":
+            kinds.append("null")
+        else:
+            kinds.append(_TYPE_WORDS.get(one, one.replace("<class '", "").replace("'>", "")).split(",")[0])
+    wanted = ([f"one of {', '.join(dict.fromkeys(choices))}"] if choices else []) + kinds
+    names = [c.strip("'\"") for c in choices]
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    return _join(f"--{key} {shown}: expected {' or '.join(wanted)}", _did_you_mean(value, names), help_hint)
 
 
 def _wrong_type(key: str, expected: str, value: str, help_hint: str) -> str:

@@ -82,6 +82,8 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "config_nested_block": (["fit", "--config", "deep_block.yaml"], ["deep_block.yaml: not loaded", "nested more than 100 levels deep"]),
     "int_as_quoted_string": (["fit", "--trainer.max_epochs", '"3"'], ['--trainer.max_epochs "3": expected a whole number', "without quotes"]),
     "int_as_float": (["fit", "--data.batch_size", "1.5"], ["--data.batch_size 1.5: expected a whole number"]),
+    "bad_union_choice": (["fit", "--trainer.precision", "bf17"], ["--trainer.precision bf17: expected one of", "'bf16-mixed'",
+                                                                  "did you mean bf16?"]),
     "bad_choice": (["fit", "--model.lr_scheduler_interval", "epoc"], ["epoc: expected one of 'epoch', 'step'", "did you mean epoch?"]),
     "linked_option": (["fit", "--model.num_classes", "3"], ["--model.num_classes is not an option of its own", "data.num_classes"]),
     "negative_max_epochs": (["fit", "--trainer.max_epochs", "-5"], ["--trainer options", "max_epochs", "-5"]),
