@@ -184,7 +184,7 @@ def parse_error(exc: BaseException, argv: Sequence[str], parsers: dict[str, Any]
         if len(set(expected) - {"<class 'NoneType'>"}) == 1:  # Optional[X]: what X wants, with its hints
             (one,) = set(expected) - {"<class 'NoneType'>"}
             return UsageError(_wrong_type(key, one, _value_of(argv, key) or given[1].strip(), help_hint))
-        if expected:
+        if set(expected) - {"<class 'NoneType'>"}:  # else the errors are not about types ("Multiple subclasses ...")
             return UsageError(_wrong_union(key, expected, _value_of(argv, key) or given[1].strip(), help_hint))
     if (m := re.search(r"^Expected an? (.+?)\. Got value: (.*)$", str(innermost), re.S)) is not None:
         return UsageError(_wrong_type(key, m[1], _value_of(argv, key) or m[2], help_hint))
