@@ -102,7 +102,10 @@ def _rejected(arch: str, builder: Callable[..., Any], arguments: dict[str, Any],
     if refused is not None and refused["name"] in arguments:
         name = refused["name"]
         message = f"architecture {arch!r} does not accept {name}={arguments[name]!r}."
-        if close := difflib.get_close_matches(name, accepted, n=1):
+        key, _, value = name.replace(":", " ", 1).partition(" ")
+        if arguments[name] is None and value.strip() and key in accepted:  # {depth 56} or {depth:56}: one key, no value
+            message += f" YAML read {name!r} as one key without a value: write {key}: {value.strip()} (a colon, then a space)."
+        elif close := difflib.get_close_matches(name, accepted, n=1):
             message += f" Did you mean {close[0]!r}?"
     else:
         message = f"architecture {arch!r} rejects the arguments {sorted(arguments)}: {exc}."

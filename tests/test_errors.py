@@ -72,6 +72,8 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
                                 ["depth=None", "depth has no value", "e.g. depth: 20"]),
     "arch_kwargs_string_for_int": (["fit", "--model.arch", "cifar_resnet", "--model.arch_kwargs", '{depth: "abc"}'],
                                    ["depth='abc'", "takes an int like its default 20"]),
+    "arch_kwargs_no_colon": (["fit", "--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth 56}"],
+                             ["does not accept depth 56=None", "write depth: 56"]),
     "arch_kwargs_no_space": (["fit", "--model.arch_kwargs", "{depth:56, shortcut:B}"],
                              ["--model.arch_kwargs {{depth:56, shortcut:B}}", "space after each colon", "{{depth: 56, shortcut: B}}"]),
     "arch_kwargs_alias_bomb": (["fit", "--model.arch_kwargs", "{a: &a [x,x,x,x,x,x,x,x,x], " + ", ".join(
