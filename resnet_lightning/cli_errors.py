@@ -11,6 +11,7 @@ the traceback of user errors too.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import importlib
 import inspect
@@ -22,7 +23,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .storage import storage_full_message
 
@@ -42,6 +43,14 @@ _KEY = re.compile(r'^\s*Parser key "([^"]+)"')
 
 class UsageError(Exception):
     """A mistake in the command line or a config file, already phrased as one line for the user."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse whose mistakes raise :class:`UsageError` (one line, exit 2) instead of printing the usage."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        command = self.prog.removeprefix(PROG).strip()
+        raise UsageError(_join(f"{command}: {' '.join(str(message).split())}", f"see `{self.prog} --help`"))
 
 
 def debug_requested() -> bool:

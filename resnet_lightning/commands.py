@@ -44,7 +44,7 @@ WITHOUT_LIGHTNING = ("plugins",)
 
 def run_without_lightning(argv: Sequence[str]) -> int:
     """Run ``argv[0]`` (one of :data:`WITHOUT_LIGHTNING`) with one-line errors; the exit status."""
-    from .cli_errors import debug_requested, error_line, user_message
+    from .cli_errors import UsageError, debug_requested, error_line, user_message
     from .registry import PluginError
 
     module_name, function = EXTRA_COMMANDS[argv[0]][0].split(":")
@@ -54,8 +54,8 @@ def run_without_lightning(argv: Sequence[str]) -> int:
         message = None if debug_requested() else user_message(exc, (PluginError, OSError, ValueError))
         if message is None:
             raise
-        print(error_line(f"{argv[0]}: {message}"), file=sys.stderr)
-        return 1
+        print(error_line(message if isinstance(exc, UsageError) else f"{argv[0]}: {message}"), file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
 
 
 def main() -> None:

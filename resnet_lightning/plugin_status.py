@@ -22,7 +22,6 @@ Neither this module nor the command imports Lightning.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import multiprocessing
@@ -36,6 +35,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any
 
+from .cli_errors import OneLineArgumentParser
 from .registry import (
     PLUGINS_ENV,
     DuplicatePluginError,
@@ -445,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         1 when a plugin fails to load or breaks its contract (so CI can run it as a health check), else 0.
     """
-    parser = argparse.ArgumentParser(
+    parser = OneLineArgumentParser(
         prog="resnet-lightning plugins",
         description=(
             f"List the installed blocks and architectures and whether each loads and keeps the contract, each "

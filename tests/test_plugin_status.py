@@ -324,3 +324,19 @@ def test_an_unknown_name_to_check_is_one_line_with_a_suggestion(capsys) -> None:
         "resnet-lightning: error: plugins: unknown block or architecture 'resnet5O'; did you mean 'resnet50'? "
         f"run `resnet-lightning plugins` to list the {len(plugin_statuses.__globals__['list_plugins']())} installed ones\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--bogus"], "plugins: unrecognized arguments: --bogus; see `resnet-lightning plugins --help`"),
+        (["--kind", "blok"], "argument --kind: invalid choice: 'blok'"),
+        (["--timeout", "soon"], "argument --timeout: invalid float value: 'soon'"),
+    ],
+)
+def test_a_bad_plugins_option_is_one_usage_line(args: list[str], expected: str, capsys) -> None:
+    from resnet_lightning.commands import run_without_lightning
+
+    assert run_without_lightning(["plugins", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("resnet-lightning: error: plugins: ") and expected in err
