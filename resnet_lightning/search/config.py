@@ -29,6 +29,8 @@ from typing import Any
 import yaml
 from optuna.distributions import BaseDistribution
 
+from ..config_limits import ConfigTooLargeError, check_yaml_size
+
 from .algorithms import PRUNERS, SAMPLERS, normalise, try_algorithms
 from .objectives import Objective, parse_objectives
 from .space import SearchConfigError, contains, describe, parse_space
@@ -78,11 +80,15 @@ def load_search_config(path: str | Path) -> SearchConfig:
     if not path.is_file():
         raise FileNotFoundError(f"search file {path} does not exist; pass --config SEARCH.yaml (examples: configs/search/)")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+        check_yaml_size(text)  # an alias bomb or 20,000 levels of nesting is refused before it is expanded
+        raw = yaml.safe_load(text) or {}
     except OSError as err:
         raise SearchConfigError(f"cannot read search file {path}: {err.strerror or err}; check its permissions") from None
     except UnicodeDecodeError:
         raise SearchConfigError(f"search file {path} is not text (not UTF-8); pass a YAML file like configs/search/digits.yaml") from None
+    except ConfigTooLargeError as err:
+        raise SearchConfigError(f"search file {path}: not loaded: the YAML {err}") from None
     except yaml.YAMLError as err:
         raise SearchConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(raw, dict):

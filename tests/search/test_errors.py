@@ -122,6 +122,12 @@ def test_files_and_places_that_cannot_be_used(tmp_path: Path, capsys) -> None:
     assert "is a directory" in search_error(capsys, "--config", str(tmp_path))
     (tmp_path / "list.yaml").write_text("- space\n")
     assert "expected a mapping" in search_error(capsys, "--config", str(tmp_path / "list.yaml"))
+    # An alias bomb (9^7 leaves once expanded) under fixed: refused before it is expanded, at once.
+    bomb = "fixed:\n  a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"  {k}: &{k} [*{j}, *{j}, *{j}, *{j}, *{j}, *{j}, *{j}, *{j}, *{j}]\n" for j, k in zip("abcdef", "bcdefg"))
+    (tmp_path / "bomb.yaml").write_text(bomb)
+    assert "bomb.yaml: not loaded: the YAML expands to more than 100,000 values" in search_error(
+        capsys, "--config", str(tmp_path / "bomb.yaml"))
     # A summary of nothing reads; it creates no journal (nor its directory).
     search_error(capsys, "--config", str(search), "--summary", "--output", str(tmp_path / "none"))
     assert not (tmp_path / "none").exists()
