@@ -44,6 +44,7 @@ from .cli_errors import (
 )
 from .factory import ArchitectureArgumentError
 from .models import BlockContractError
+from .models.pretrained import WeightsError, is_weights_file, read_weights_file
 from .module import ModelConfigError, NonFiniteLossError, ResNetClassifier
 from .registry import PluginError
 from .run_config import (
@@ -127,6 +128,14 @@ class ResNetLightningCLI(LightningCLI):
             state_dict = read_checkpoint(ckpt_path).get("state_dict")
             if isinstance(state_dict, dict) and (problem := self.model.checkpoint_mismatch(state_dict, ckpt_path)) is not None:
                 raise problem
+        # A fresh fit's weights file that is missing, damaged or hostile: one line now, not after Lightning's notices
+        # (a resumed fit needs no weights file: the checkpoint replaces them).
+        weights = self.model.hparams.get("weights")
+        if self.subcommand == "fit" and ckpt_path is None and weights is not None and is_weights_file(weights):
+            try:
+                read_weights_file(weights)
+            except WeightsError as err:
+                raise ModelConfigError(f"--model.weights: {err}") from None
         # The configuration was good: what was said while checking it is worth reading.
         if self.held_output is not None:
             self.held_output.release()
