@@ -100,15 +100,17 @@ def test_the_rest_of_an_epoch_is_augmented_as_it_would_have_been(cifar_root, bef
 
 
 @pytest.mark.parametrize(
-    ("workers", "step"), [(0, 6), (2, 6), (2, 4)], ids=["no-workers-mid-epoch", "workers-mid-epoch", "workers-epoch-end"]
+    ("on_device", "workers", "step"),
+    [(False, 0, 6), (False, 2, 6), (False, 2, 4), (True, 0, 6), (True, 0, 4)],
+    ids=["no-workers-mid-epoch", "workers-mid-epoch", "workers-epoch-end", "on-device-mid-epoch", "on-device-epoch-end"],
 )
 def test_a_real_trainer_resumed_from_a_checkpoint_ends_with_the_uninterrupted_weights(
-    cifar_root: Path, tmp_path: Path, workers: int, step: int
+    cifar_root: Path, tmp_path: Path, on_device: bool, workers: int, step: int
 ) -> None:
     # 3 epochs of 4 steps, a checkpoint after every step; CIFAR, so the workers' random crops count too.
     def fit(dirpath: Path, ckpt_path: Path | None = None) -> dict[str, torch.Tensor]:
         L.seed_everything(0, verbose=False)
-        dm = CIFAR10DataModule(data_dir=str(cifar_root), val_size=100, num_workers=workers, batch_size=32)
+        dm = CIFAR10DataModule(data_dir=str(cifar_root), val_size=100, num_workers=workers, batch_size=32, on_device=on_device)
         model = ResNetClassifier(arch="cifar_resnet", arch_kwargs={"depth": 8}, num_classes=10, in_channels=3)
         every_step = ModelCheckpoint(dirpath=dirpath, filename="{step}", every_n_train_steps=1, save_top_k=-1)
         trainer = L.Trainer(
@@ -124,6 +126,7 @@ def test_a_real_trainer_resumed_from_a_checkpoint_ends_with_the_uninterrupted_we
     loader_state = torch.load(checkpoint, weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
     assert loader_state == [{"epoch": (step - 1) // 4, "batches": (step - 1) % 4 + 1, "batch_size": 32}]
     resumed = fit(tmp_path / "resumed", ckpt_path=checkpoint)
+    assert uninterrupted.keys() == resumed.keys()
     for name, tensor in uninterrupted.items():
         assert torch.equal(resumed[name], tensor), name
 

@@ -12,7 +12,6 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
@@ -231,30 +230,6 @@ def test_a_real_trainer_fits_tests_and_predicts_on_device(roots, name: str) -> N
     assert 0 <= trainer.test(model, datamodule=dm, verbose=False)[0]["test/acc"] <= 1
     predictions = trainer.predict(model, datamodule=dm)
     assert sum(len(p) for p in predictions) == len(dm.test_set)
-
-
-@pytest.mark.parametrize("step", [4, 6], ids=["after-an-epochs-last-batch", "mid-epoch"])
-def test_resuming_from_a_checkpoint_gives_the_uninterrupted_runs_weights(roots, tmp_path: Path, step: int) -> None:
-    # 3 epochs of 4 steps, a checkpoint after every step; CIFAR, so augmentation counts too.
-    def fit(dirpath: Path, ckpt_path: Path | None = None) -> dict[str, torch.Tensor]:
-        L.seed_everything(0, verbose=False)
-        dm = _datamodule("cifar10", roots, batch_size=32, on_device=True)
-        model = ResNetClassifier(**TINY, num_classes=10, in_channels=3)
-        every_step = ModelCheckpoint(dirpath=dirpath, filename="{step}", every_n_train_steps=1, save_top_k=-1)
-        trainer = L.Trainer(max_epochs=3, limit_train_batches=4, limit_val_batches=1, callbacks=[every_step], **QUIET)
-        trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
-        assert trainer.global_step == 12
-        return model.state_dict()
-
-    uninterrupted = fit(tmp_path / "uninterrupted")
-    checkpoint = tmp_path / "uninterrupted" / f"step={step}.ckpt"
-    # Step 6 is batch 2 of epoch 1: the resumed run must skip exactly the 2 batches already trained on.
-    loader_state = torch.load(checkpoint, weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
-    assert loader_state == [{"epoch": (step - 1) // 4, "batches": (step - 1) % 4 + 1, "batch_size": 32}]
-    resumed = fit(tmp_path / "resumed", ckpt_path=checkpoint)
-    assert uninterrupted.keys() == resumed.keys()
-    for name, tensor in uninterrupted.items():
-        assert torch.equal(resumed[name], tensor), name
 
 
 def test_the_cli_takes_on_device(cifar_root: Path, tmp_path: Path, monkeypatch) -> None:
