@@ -136,6 +136,10 @@ class ResNetLightningCLI(LightningCLI):
                 read_weights_file(weights)
             except WeightsError as err:
                 raise ModelConfigError(f"--model.weights: {err}") from None
+        # A dataset that is not there and will not be downloaded: one line now, not after Lightning's notices.
+        check_available = getattr(self.datamodule, "check_available", None)
+        if callable(check_available):
+            check_available()
         # The configuration was good: what was said while checking it is worth reading.
         if self.held_output is not None:
             self.held_output.release()

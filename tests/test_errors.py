@@ -39,6 +39,13 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "num_classes_in_arch_kwargs": (["fit", "--model.arch_kwargs", "{num_classes: 5}"],
                                    ["num_classes: 5", "remove them from arch_kwargs", "--model.num_classes"]),
     "misspelt_arch_kwarg": (["fit", "--model.arch_kwargs", "{dept: 56}"], ["dept=56", "Did you mean 'depth'?"]),
+    # A dataset that is not there (and not to be downloaded): one line before any of Lightning's notices.
+    "missing_mnist": (["fit", "--data", "MNISTDataModule", "--data.data_dir", "nodata"],
+                      ["MNIST not found", "nodata", "--data.download true"]),
+    "missing_cifar": (["test", "--data", "CIFAR10DataModule", "--data.data_dir", "nodata", "--ckpt_path", "untrained"],
+                      ["cifar-10-batches-py not found", "--data.data_dir"]),
+    "missing_imagenet": (["fit", "--data", "ImageNetDataModule", "--data.data_dir", "nodata"],
+                         ["ImageNet not found", "has no train/ or val/ folder"]),
     "unreadable_data_dir": (["fit", "--data", "CIFAR10DataModule", "--data.data_dir", "noread"],
                             ["noread is not readable", "permission denied", "chmod"]),
     "yaml_syntax": (["fit", "--config", "bad.yaml"], ["bad.yaml, line 4, column 8", "YAML syntax error"]),
@@ -142,7 +149,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # Run in a fresh process: the whole process's stderr is checked (and the data
 # directory needs the dropped capabilities, which only a new process can have).
-IN_SUBPROCESS = ("batch_size_0", "yaml_syntax", "unreadable_data_dir", "truncated_checkpoint")
+IN_SUBPROCESS = ("batch_size_0", "yaml_syntax", "unreadable_data_dir", "truncated_checkpoint", "missing_mnist")
 
 
 @pytest.fixture(scope="session")

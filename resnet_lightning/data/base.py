@@ -189,6 +189,11 @@ class BaseDataModule(LightningDataModule):
     def teardown(self, stage: str) -> None:
         self._on_device_cache.clear()  # give the device memory back; the host copies stay
 
+    def check_available(self) -> None:
+        """Raise :class:`DataError` now if the data cannot be there when ``setup`` runs (nothing to
+        download it, no files). Cheap (a few ``stat`` calls): the CLI calls it right after building
+        the classes, so a missing dataset is one line before Lightning's notices. This one checks nothing."""
+
 
 def _tensors(dataset: Dataset, split: str, owner: str) -> tuple[Tensor, Tensor]:
     """The whole ``(images, labels)`` of an in-memory dataset, for ``on_device``."""
@@ -337,6 +342,27 @@ class ArrayDataModule(BaseDataModule):
         """
 
     @override
+    def check_available(self) -> None:
+        if not self.download:
+            check_readable(self.data_dir, self.folder)
+            self._raise_if_missing()
+
+    def _raise_if_missing(self) -> None:
+        """A :class:`DataError` naming the files that are not there and the two ways to get them."""
+        missing = self.missing_files()
+        if missing:
+            hint = (
+                "the download did not produce them; delete the folder and try again"
+                if self.download
+                else "pass download=True (--data.download true) to fetch them"
+            )
+            raise DataError(
+                f"{self.folder_name} not found: {self.folder} is missing {', '.join(missing)}. "
+                f"Either {hint}, or point data_dir (--data.data_dir) at the directory that contains "
+                f"{self.folder_name}{os.sep}"
+            )
+
+    @override
     def prepare_data(self) -> None:
         check_readable(self.data_dir, self.folder)
         missing = self.missing_files()
@@ -363,18 +389,7 @@ class ArrayDataModule(BaseDataModule):
         if self.train_set is not None:
             return  # loaded for an earlier stage; the arrays cover all of them
         check_readable(self.data_dir, self.folder, *(self.folder / name for name in self.files))
-        missing = self.missing_files()
-        if missing:
-            hint = (
-                "the download did not produce them; delete the folder and try again"
-                if self.download
-                else "pass download=True (--data.download true) to fetch them"
-            )
-            raise DataError(
-                f"{self.folder_name} not found: {self.folder} is missing {', '.join(missing)}. "
-                f"Either {hint}, or point data_dir (--data.data_dir) at the directory that contains "
-                f"{self.folder_name}{os.sep}"
-            )
+        self._raise_if_missing()
         train_images, train_labels, test_images, test_labels = self.load_arrays()
         kept, held_out = split_indices(len(train_labels), self.val_size, self.seed)
         self.train_set = ArrayDataset(train_images[kept], train_labels[kept], self.train_transform)

@@ -119,10 +119,7 @@ class ImageNetDataModule(ImageFilesDataModule):
         except RuntimeError as err:  # torchvision: "The archive ... is not present ... or is corrupted" (md5)
             raise DataError(f"extracting ImageNet in {self.data_dir} failed: {err}") from None
 
-    @override
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def _raise_if_missing(self) -> None:
         missing = [split for split in ("train", "val") if not (self.data_dir / split).is_dir()]
         if missing:
             raise DataError(
@@ -132,6 +129,17 @@ class ImageNetDataModule(ImageFilesDataModule):
                 "Point --data.data_dir at the directory that holds them; ImageNet cannot be downloaded "
                 "automatically (its licence requires registering at image-net.org)"
             )
+
+    @override
+    def check_available(self) -> None:
+        if not any((self.data_dir / name).is_file() for name in ARCHIVES.values()):  # else prepare_data extracts them
+            self._raise_if_missing()
+
+    @override
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self._raise_if_missing()
         self.train_set = self._folder("train")
         self.val_set = self.test_set = self._folder("val")
         # The folder names (wnids), or torchvision ImageNet's first readable name for each.
