@@ -19,6 +19,7 @@ checkpoint callback and the loggers are all built pointing at one run directory
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import sys
@@ -410,7 +411,38 @@ def reconcile_hyperparameters(
             differ.append(f"model.{key} is {ours!r} here but {theirs!r} in the checkpoint")
     if differ:
         _refuse(ckpt_path, differ)
+    for key, value in adopt.items():
+        _refuse_untrusted_class_paths(f"model.{key}", value, ckpt_path)
     return adopt
+
+
+def _refuse_untrusted_class_paths(option: str, value: Any, ckpt_path: str | os.PathLike[str]) -> None:
+    """Raise when a checkpoint names a class (``class_path``) whose module is not an installed package.
+
+    jsonargparse imports the module of every class path it is given, and importing runs the
+    module. A class path the user typed is theirs; one taken from a checkpoint is the file's:
+    it may name a module beside the checkpoint (on ``sys.path`` as the working directory
+    under ``python -m``), so only modules already imported or shipped by an installed
+    distribution (torch, a plugin) are taken from a file.
+    """
+    if isinstance(value, dict):
+        path = value.get("class_path")
+        if isinstance(path, str) and not _importable_from_a_file(path):
+            raise CheckpointError(
+                f"checkpoint {os.fspath(ckpt_path)} sets {option} to class {path}, whose module is not an installed "
+                f"package; refusing to import it from a file. Pass --{option} yourself (e.g. --model.optimizer SGD)"
+            )
+        for key, item in value.items():
+            _refuse_untrusted_class_paths(f"{option}.{key}", item, ckpt_path)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_untrusted_class_paths(option, item, ckpt_path)
+
+
+def _importable_from_a_file(class_path: str) -> bool:
+    module = class_path.rpartition(".")[0]
+    top = module.partition(".")[0]
+    return module in sys.modules or top in importlib.metadata.packages_distributions()
 
 
 def saved_hyperparameters(ckpt_path: str | os.PathLike[str]) -> dict[str, Any]:

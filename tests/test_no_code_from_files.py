@@ -167,3 +167,19 @@ def test_no_unrestricted_unpickling_in_the_package() -> None:
             if any(k.arg == "weights_only" and not (isinstance(k.value, ast.Constant) and k.value.value is True) for k in node.keywords):
                 offenders.append(f"{where}: {call}(weights_only=...)")
     assert offenders == []
+
+
+def test_a_class_path_in_a_checkpoint_never_imports_a_module_beside_it(files: dict[str, Path], tmp_path: Path) -> None:
+    """Options left at their defaults take the checkpoint's values, and jsonargparse imports a class path's module:
+    a module in the working directory (on sys.path under ``python -m``) named by the file must not be imported."""
+    checkpoint = torch.load(files["good"], map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"]["optimizer"] = {"class_path": "rl_evil_optim.Opt", "init_args": {}}
+    torch.save(checkpoint, tmp_path / "hp.ckpt")
+    marker = tmp_path / "IMPORTED"
+    (tmp_path / "rl_evil_optim.py").write_text(f"open({str(marker)!r}, 'w').close()\nimport torch\nclass Opt(torch.optim.SGD): pass\n")
+    done = run_cli("fit", "--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth: 8}", *SHORT,
+                   "--ckpt_path", str(tmp_path / "hp.ckpt"), cwd=tmp_path, env={"WANDB_MODE": "offline"})
+    assert not marker.exists(), "the checkpoint's class path imported a module"
+    assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert "sets model.optimizer to class rl_evil_optim.Opt, whose module is not an installed package" in last, last
