@@ -28,14 +28,12 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.plugins import TorchCheckpointIO
 from typing_extensions import override
 
-from .safe_load import SAFE_GLOBALS, FileLoadError, UnsafeFileError, safe_load
+from .safe_load import SAFE_GLOBALS, FileLoadError, UnsafeFileError, is_zip_archive, safe_load
 from .storage import StorageFullError, storage_full
 
 # Temporary files are named ".<target>.partial-<pid>-<token>": hidden, plainly
 # unfinished, and carrying the pid of the process that writes them.
 _PARTIAL = re.compile(r"^\.(?P<target>.+)\.partial-(?P<pid>\d+)-(?P<token>[0-9a-f]+)$")
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save (and so Lightning) writes a zip archive
-_MAX_ERROR_CHARS = 160
 
 # The partial files this process is writing right now (a save may run in a thread,
 # e.g. under Lightning's AsyncCheckpointIO); the clean-up never touches them.
@@ -207,11 +205,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{where} is not a file; pass a .ckpt file")
     try:
         checkpoint = safe_load(path, "checkpoint")
+    except UnsafeFileError as error:
+        raise CheckpointError(str(error)) from None
     except FileLoadError as error:
-        if not isinstance(error, UnsafeFileError) and os.path.isfile(path) and os.path.getsize(path) and not _is_zip(path):
+        if not os.path.isfile(path):
+            raise CheckpointError(str(error)) from None
+        if os.path.getsize(path) and not is_zip_archive(path):
             raise CheckpointError(f"{where} is not a checkpoint written by torch.save (not a zip archive); pass a .ckpt file") from None
-        damaged = not isinstance(error, UnsafeFileError) and os.path.isfile(path)
-        raise CheckpointError(f"{error} (e.g. the run's best-*.ckpt)" if damaged else str(error)) from None
+        raise CheckpointError(f"{error} (e.g. the run's best-*.ckpt)") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{where} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt file saved by a fit")
     return checkpoint
@@ -251,18 +252,3 @@ def require_complete_checkpoint(path: str | os.PathLike) -> None:
     problem = checkpoint_problem(path)
     if problem is not None:
         raise CheckpointError(problem)
-
-
-def _is_zip(path: str | os.PathLike) -> bool:
-    try:
-        with open(path, "rb") as file:
-            return file.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
-    except OSError:
-        return False
-
-
-def _one_line(error: BaseException) -> str:
-    """``"TypeName: message"`` on one line, shortened (torch's errors span lines)."""
-    message = " ".join(str(error).split())
-    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."

@@ -49,8 +49,12 @@ class OneLineArgumentParser(argparse.ArgumentParser):
     """argparse whose mistakes raise :class:`UsageError` (one line, exit 2) instead of printing the usage."""
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
-        command = self.prog.removeprefix(PROG).strip()
-        raise UsageError(_join(f"{command}: {' '.join(str(message).split())}", f"see `{self.prog} --help`"))
+        raise UsageError(_usage_line(self.prog, message))
+
+
+def _usage_line(prog: str, message: str) -> str:
+    """``"<command>: <argparse's message>; see `<prog> --help`"``, on one line."""
+    return _join(f"{prog.removeprefix(PROG).strip()}: {' '.join(str(message).split())}", f"see `{prog} --help`")
 
 
 def debug_requested() -> bool:
@@ -142,8 +146,7 @@ def one_line_usage_errors() -> Iterator[None]:
         if not getattr(parser, "exit_on_error", True):
             original = next(originals[cls] for cls in type(parser).__mro__ if cls in originals)
             return original(parser, message, *args, **kwargs)
-        command = parser.prog.removeprefix(PROG).strip()
-        raise UsageError(_join(f"{command}: {' '.join(str(message).split())}", f"see `{parser.prog} --help`"))
+        raise UsageError(_usage_line(parser.prog, message))
 
     for cls in originals:
         cls.error = error

@@ -84,6 +84,15 @@ def safe_load(path: str | os.PathLike[str], what: str = "checkpoint", *, mmap: b
         ) from None
 
 
+def is_zip_archive(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` starts as a zip archive does (what ``torch.save`` writes); False if it cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(_ZIP_MAGIC)) == _ZIP_MAGIC
+    except OSError:
+        return False
+
+
 def _check_archive(path: Path, where: str) -> bool:
     """Raise for a missing, unreadable, truncated or damaged file; whether it is a zip archive.
 
@@ -148,4 +157,4 @@ def _one_line(error: BaseException) -> str:
     return text if len(text) <= _MAX_REASON_CHARS else text[: _MAX_REASON_CHARS - 3] + "..."
 
 
-__all__ = ["SAFE_GLOBALS", "FileLoadError", "UnsafeFileError", "safe_load"]
+__all__ = ["SAFE_GLOBALS", "FileLoadError", "UnsafeFileError", "is_zip_archive", "safe_load"]
