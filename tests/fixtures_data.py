@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -240,3 +241,16 @@ def write_mixed_images(folder: str | Path, source: str | Path) -> Path:
     (folder / "truncated.png").write_bytes((folder / "source.png").read_bytes()[:60])
     (folder / "notes.txt").write_text("not an image\n")
     return folder
+
+
+def assert_continues_after_three_batches(restored: Any, state: dict[str, int], whole: list[Any]) -> None:
+    """A training loader given ``state`` (saved after 3 batches of epoch ``state["epoch"]``) hands out exactly
+    the rest of that epoch, ``whole[3:]``, to the bit; the epoch after it is whole again."""
+    restored.load_state_dict(state)
+    iterator = iter(restored)  # made before set_epoch, as Lightning does when it resumes
+    restored.sampler.set_epoch(state["epoch"])
+    rest = list(iterator)
+    assert len(rest) == len(whole) - 3
+    for (images, labels), (expected_images, expected_labels) in zip(rest, whole[3:], strict=True):
+        assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
+    assert len(list(restored)) == len(whole)  # only the first epoch after loading is cut short

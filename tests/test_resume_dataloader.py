@@ -16,7 +16,7 @@ from resnet_lightning import ResNetClassifier
 from resnet_lightning.data import CIFAR10DataModule, DataConfigError, DigitsDataModule
 from resnet_lightning.data.resumable import ResumableDataLoader
 from tests.fixtures_cli import RUN_NAME, run_cli
-from tests.fixtures_data import write_cifar10
+from tests.fixtures_data import assert_continues_after_three_batches, write_cifar10
 from tests.test_runs import SIGNALLER, TINY, assert_same_weights, load
 
 # 8 steps an epoch; SIGTERM lands at step 11, mid-epoch 2.
@@ -87,14 +87,7 @@ def test_the_rest_of_an_epoch_is_augmented_as_it_would_have_been(cifar_root, bef
     del iterator
 
     restored = _cifar_loader(cifar_root, after, epoch=0)
-    restored.load_state_dict(state)
-    iterator = iter(restored)  # made before set_epoch, as Lightning does when it resumes
-    restored.sampler.set_epoch(3)
-    rest = list(iterator)
-    assert len(rest) == len(whole) - 3
-    for (images, labels), (expected_images, expected_labels) in zip(rest, whole[3:], strict=True):
-        assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
-    assert len(list(restored)) == len(whole)  # only the first epoch after loading is cut short
+    assert_continues_after_three_batches(restored, state, whole)
     restored.sampler.set_epoch(4)
     assert not torch.equal(next(iter(restored))[0], whole[0][0])  # another epoch: another order and augmentation
 

@@ -27,7 +27,7 @@ from resnet_lightning.data import (
     MNISTDataModule,
     RandomCropFlip,
 )
-from tests.fixtures_data import TRAIN_SIZE
+from tests.fixtures_data import TRAIN_SIZE, assert_continues_after_three_batches
 
 TINY = {"arch": "cifar_resnet", "arch_kwargs": {"depth": 8}}
 QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"}
@@ -191,14 +191,7 @@ def test_a_restored_loader_continues_its_epoch_where_the_checkpoint_left_it(root
     assert state == {"epoch": 4, "batches": 3, "batch_size": 100}
 
     restored = _datamodule("cifar10", roots, batch_size=100, on_device=True).train_dataloader()
-    restored.load_state_dict(state)
-    iterator = iter(restored)  # made before set_epoch, as Lightning does when it resumes
-    restored.sampler.set_epoch(4)
-    rest = list(iterator)
-    assert len(rest) == len(whole) - 3
-    for (images, labels), (expected_images, expected_labels) in zip(rest, whole[3:], strict=True):
-        assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
-    assert len(list(restored)) == len(whole)  # only the first epoch after loading is cut short
+    assert_continues_after_three_batches(restored, state, whole)
 
     smaller = _datamodule("cifar10", roots, batch_size=50, on_device=True).train_dataloader()
     smaller.load_state_dict(state)
