@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .errors import UsageError
 from .storage import storage_full_message
 
 PROG = "resnet-lightning"
@@ -39,10 +40,6 @@ _BASES = {
     "callbacks": ("lightning.pytorch", "Callback", "callback"),
 }
 _KEY = re.compile(r'^\s*Parser key "([^"]+)"')
-
-
-class UsageError(Exception):
-    """A mistake in the command line or a config file, already phrased as one line for the user."""
 
 
 class OneLineArgumentParser(argparse.ArgumentParser):

@@ -12,9 +12,11 @@ This module imports nothing from the package, so any module may raise from it.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 from collections.abc import Iterable
+from typing import NoReturn
 
 DEBUG_ENV = "RESNET_LIGHTNING_DEBUG"
 
@@ -33,6 +35,19 @@ class UsageError(UserError):
     """A mistake in the command line or a config file (exit status 2, as argparse uses)."""
 
     exit_code = 2
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of every extra command (``plugins``, ``search``, ``export``, ...): a mistake raises
+    :class:`UsageError` (one line, exit 2) instead of printing the usage and exiting.
+
+    ``prog`` is the command as typed (``"resnet-lightning search"``); the message names it
+    and points at its ``--help``.
+    """
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        command = self.prog.removeprefix("resnet-lightning").strip()
+        raise UsageError(one_line(f"{command}: {message}" if command else message, f"see `{self.prog} --help`"))
 
 
 def debug_requested() -> bool:
