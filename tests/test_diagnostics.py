@@ -15,15 +15,13 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from resnet_lightning import ResNetClassifier, count_parameters, create_model
-from resnet_lightning.analysis import residual_blocks
+from resnet_lightning.analysis import model_summary, residual_blocks, residual_ratios
 from resnet_lightning.callbacks import (
     ArchitectureSummary,
     ErrorRateMonitor,
     GradientFlowMonitor,
     ResidualBranchMonitor,
     TestReport,
-    model_summary,
-    residual_ratios,
 )
 
 

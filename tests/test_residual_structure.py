@@ -14,10 +14,8 @@ import pytest
 import torch
 
 from resnet_lightning import create_model
-from resnet_lightning.analysis import lesion_study
+from resnet_lightning.analysis import lesion_study, residual_ratios, weighted_depth
 from resnet_lightning.analysis.lesion import deleted, replacements
-from resnet_lightning.callbacks.model_summary import weighted_depth
-from resnet_lightning.callbacks.residual_stats import residual_ratios
 from resnet_lightning.models import ResidualStructureWarning, residual_blocks
 from resnet_lightning.testing import check_block
 

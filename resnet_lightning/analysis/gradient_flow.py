@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from .over_depth import draw_over_depth
+
 
 @dataclass
 class GradientFlow:
@@ -84,13 +86,9 @@ def plot_gradient_flow(runs: Sequence[GradientFlow]) -> Any:
 
     figure, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), sharey=True, squeeze=False)
     for ax, run in zip(axes[0], runs):
-        for i, (step, values) in enumerate(zip(run.steps, run.norms)):
-            ax.plot(range(len(values)), values, marker=".", color=plt.cm.viridis(i / max(1, len(run.steps) - 1)),
-                    label=f"step {step}")
+        draw_over_depth(ax, list(zip(run.steps, run.norms)))
         ax.set_yscale("log")
         ax.set_title(run.label)
-        ax.set_xlabel("block (input → output)")
-        ax.grid(alpha=0.3)
         ax.legend(fontsize="small", ncol=2)
     axes[0][0].set_ylabel("gradient norm of the block's parameters")
     figure.suptitle("Gradient flow over depth during training")

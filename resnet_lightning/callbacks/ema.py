@@ -21,6 +21,8 @@ import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging
 from typing_extensions import override
 
+from ..console import tell
+
 
 class EMA(EMAWeightAveraging):
     """Validate, checkpoint and finish with an EMA of the weights; log the raw ones' accuracy too.
@@ -63,8 +65,6 @@ class EMA(EMAWeightAveraging):
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from resnet_lightning.run_config import tell  # late: run_config imports the CLI's pieces
-
         tell(
             f"fit: EMA of the weights (decay {self.decay:g}, every {self.update_every_n_steps} step(s), from epoch "
             f"{self.start_epoch}): val/acc, checkpoints, test and export use the averaged weights; "

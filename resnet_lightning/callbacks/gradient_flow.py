@@ -21,6 +21,7 @@ from lightning.pytorch.utilities import grad_norm
 from torch import nn
 from typing_extensions import override
 
+from ..analysis.over_depth import plot_over_depth
 from ..models.residual import find_network, structured_blocks
 from ..tracking.outputs import save_figure, save_table
 
@@ -97,27 +98,3 @@ def _model_label(pl_module: L.LightningModule) -> str:
     hparams: Any = getattr(pl_module, "hparams", {})
     return " ".join(str(hparams[k]) for k in ("arch", "block") if hparams.get(k))
 
-
-def plot_over_depth(history: list[tuple[int, list[float]]], ylabel: str, title: str, log_y: bool = True) -> Any:
-    """A figure of one value per block against block index, one line per step (dark = late)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4))
-    colors = plt.cm.viridis([i / max(1, len(history) - 1) for i in range(len(history))])
-    for (step, values), color in zip(history, colors):
-        axes.plot(range(len(values)), values, marker=".", color=color, label=f"step {step}")
-    axes.set_xlabel("block (input → output)")
-    axes.set_ylabel(ylabel)
-    if log_y:
-        axes.set_yscale("log")
-    axes.set_title(title)
-    if len(history) <= 8:
-        axes.legend(fontsize="small")
-    else:
-        mappable = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(history[0][0], history[-1][0]))
-        figure.colorbar(mappable, ax=axes, label="step")
-    axes.grid(alpha=0.3)
-    return figure

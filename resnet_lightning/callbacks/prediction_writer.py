@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from typing_extensions import override
 
+from ..console import tell
 from ..storage import write_atomically
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -124,8 +125,6 @@ class PredictionWriter(BasePredictionWriter):
         write_atomically(self.path, table.getvalue())
         for rank in range(world_size):
             (self.output_dir / f"predictions.rank{rank}.csv").unlink(missing_ok=True)
-        from ..run_config import tell  # late: run_config imports the CLI's pieces
-
         if not failed:
             tell(f"predict: {len(rows)} predictions written to {self.path}")
             return

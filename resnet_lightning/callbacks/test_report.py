@@ -9,6 +9,7 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 from typing_extensions import override
 
+from ..analysis.samples import displayable, plot_samples
 from ..tracking.outputs import report_dir, save_figure, save_table, wandb_logger
 
 
@@ -107,35 +108,8 @@ class TestReport(L.Callback):
             import wandb
 
             columns = ["image", *columns]
-            wandb_rows = [[wandb.Image(_displayable(img)), *row] for (img, *_), row in zip(self._samples, rows)]
+            wandb_rows = [[wandb.Image(displayable(img)), *row] for (img, *_), row in zip(self._samples, rows)]
             rows = [["", *row] for row in rows]
         save_table(trainer, "test/misclassified", columns, rows, "misclassified.csv", wandb_rows=wandb_rows)
         save_figure(trainer, "test/misclassified_grid", plot_samples(self._samples, names), "misclassified.png")
 
-
-def _displayable(image: torch.Tensor) -> Any:
-    """A normalised (C, H, W) tensor as an (H, W[, C]) array in [0, 1] for display."""
-    image = image.float()
-    image = (image - image.min()) / (image.max() - image.min()).clamp_min(1e-12)
-    array = image.permute(1, 2, 0).numpy()
-    return array[..., 0] if array.shape[-1] == 1 else array
-
-
-def plot_samples(samples: list[tuple[torch.Tensor, int, int, float]], names: list[str]) -> Any:
-    """A grid of images titled ``label → prediction (confidence)``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = min(8, len(samples))
-    rows = (len(samples) + cols - 1) // cols
-    figure, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, (image, actual, predicted, confidence) in zip(axes.flat, samples):
-        array = _displayable(image)
-        ax.imshow(array, cmap="gray" if array.ndim == 2 else None)
-        ax.set_title(f"{names[actual]}→{names[predicted]} ({confidence:.2f})", fontsize=8)
-    figure.suptitle("misclassified test samples (label → prediction)")
-    return figure
