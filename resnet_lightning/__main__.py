@@ -1,6 +1,6 @@
 """``python -m resnet_lightning`` is the ``resnet-lightning`` command."""
 
-from .commands import main
+from .cli import main
 
 if __name__ == "__main__":
     main()

@@ -14,11 +14,7 @@ from a damaged one before Lightning fails on it deep inside ``fit``.
 
 from __future__ import annotations
 
-import errno
 import os
-import re
-import secrets
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +25,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from typing_extensions import override
 
 from .safe_load import SAFE_GLOBALS, FileLoadError, UnsafeFileError, is_zip_archive, safe_load
-from .storage import StorageFullError, storage_full
-
-# Temporary files are named ".<target>.partial-<pid>-<token>": hidden, plainly
-# unfinished, and carrying the pid of the process that writes them.
-_PARTIAL = re.compile(r"^\.(?P<target>.+)\.partial-(?P<pid>\d+)-(?P<token>[0-9a-f]+)$")
-
-# The partial files this process is writing right now (a save may run in a thread,
-# e.g. under Lightning's AsyncCheckpointIO); the clean-up never touches them.
-_in_flight: set[str] = set()
-_in_flight_lock = threading.Lock()
+from .storage import StorageFullError, atomic_file, remove_stale_partials, storage_full
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -47,7 +34,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     A local checkpoint is written to a hidden ``.<name>.partial-<pid>-<token>`` file
     in the target's own directory, flushed and fsync'ed, renamed onto the target with
     ``os.replace``, and the directory is fsync'ed so that the rename survives a power
-    cut too. A save that fails removes its partial file (a full disk or a file-size
+    cut too (:func:`~resnet_lightning.storage.atomic_file`). A save that fails removes its partial file (a full disk or a file-size
     limit raises :class:`~resnet_lightning.storage.StorageFullError` naming the target);
     partial files left by killed processes are removed by the next save into the same
     directory. Remote paths (``s3://`` and other fsspec URLs) are saved by Lightning's
@@ -72,28 +59,18 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         target = Path(local_path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_partials(target.parent)
+        remove_stale_partials(target.parent)
         existed = target.is_file()
-        partial, fd = _create_partial(target)
         try:
-            with os.fdopen(fd, "wb") as file:
+            with atomic_file(target) as file:  # flushed and fsync'ed before the rename, the directory after
                 torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())  # the bytes are on disk before the rename can be
-            os.replace(partial, target)
-            _fsync_directory(target.parent)  # ... and so is the rename
-        except BaseException as error:  # KeyboardInterrupt too: never leave a partial file we could remove
-            partial.unlink(missing_ok=True)
+        except BaseException as error:  # KeyboardInterrupt too: atomic_file has removed its partial file
             full = storage_full(error)
             if full is not None and not isinstance(full, StorageFullError):
                 # torch's zip writer words it "unexpected pos 374720 vs 374608": say what happened, and where.
                 kept = f"the previous {target.name} is unchanged" if existed else f"{target.name} was not written"
                 raise StorageFullError(full, target, f"{kept} and no partial file is left") from error
             raise
-        finally:
-            with _in_flight_lock:
-                _in_flight.discard(str(partial))
-
 
     @override
     def load_checkpoint(
@@ -112,75 +89,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return safe_load(local_path, "checkpoint", mmap=False, map_location=map_location)
         with torch.serialization.safe_globals(SAFE_GLOBALS):
             return super().load_checkpoint(path, map_location=map_location, weights_only=True)
-
-
-def _remove_stale_partials(directory: Path) -> None:
-    """Remove the partial checkpoint files in ``directory`` that no save is writing any more.
-
-    A partial file belongs to the process whose pid is in its name. It is stale when that
-    process is dead (killed during a save), or when it is this process but not one of its
-    saves in flight (a dead process whose pid this one reuses, as after a restart in a
-    container). A partial file of another *live* process is kept, since that process may
-    still be writing it: the price is a leftover file when an unrelated process happens to
-    hold a dead writer's pid, never a save broken under a writer's feet. (Each run saves
-    into its own directory, so two writers in one directory should not happen at all.)
-    Processes on other hosts sharing the directory over NFS look dead from here.
-
-    Args:
-        directory: The checkpoint directory.
-    """
-    for entry in os.scandir(directory):
-        match = _PARTIAL.match(entry.name)
-        if match is None or not entry.is_file(follow_symlinks=False):
-            continue
-        pid = int(match["pid"])
-        with _in_flight_lock:
-            stale = entry.path not in _in_flight if pid == os.getpid() else not _is_alive(pid)
-        if stale:
-            Path(entry.path).unlink(missing_ok=True)  # missing: removed meanwhile by another cleaner
-
-
-def _create_partial(target: Path) -> tuple[Path, int]:
-    """Create ``target``'s partial file exclusively; its path and an open descriptor."""
-    # Not tempfile.mkstemp: it creates the file with mode 0600, and the rename would give
-    # the checkpoint that mode. os.open with 0o666 lets the umask decide, as for any file.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        partial = target.with_name(f".{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
-        try:
-            fd = os.open(partial, flags, 0o666)
-        except FileExistsError:  # another token, then
-            continue
-        with _in_flight_lock:
-            _in_flight.add(str(partial))
-        return partial, fd
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable, where the OS can fsync a directory."""
-    if not hasattr(os, "O_DIRECTORY"):  # Windows: directories cannot be opened for fsync
-        return
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as error:  # some filesystems do not support it; a real I/O error still raises
-        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _is_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (a zombie counts as alive)."""
-    if os.name == "nt":  # os.kill(pid, 0) would terminate it on Windows: assume alive, keep the file
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: no signal sent, only the existence check
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
 
 
 class CheckpointError(FileLoadError):

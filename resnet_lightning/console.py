@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 PROG = "resnet-lightning"
 # The variables Lightning's ``_get_rank`` reads (lightning.fabric.utilities.rank_zero), in its order;
@@ -27,10 +28,28 @@ def rank() -> int:
     return 0
 
 
+_sink: Callable[[str], None] | None = None  # where lines go while held (see hold_lines)
+
+
 def tell(message: str) -> None:
     """Print ``resnet-lightning: <message>`` to stderr, once (on rank zero)."""
-    if rank() == 0:
-        print(f"{PROG}: {message}", file=sys.stderr)
+    if rank() != 0:
+        return
+    line = f"{PROG}: {message}"
+    if _sink is not None:
+        _sink(line)
+    else:
+        print(line, file=sys.stderr)
+
+
+def hold_lines(sink: Callable[[str], None] | None) -> None:
+    """Send what :func:`tell` says to ``sink`` instead of stderr (None: to stderr again).
+
+    The CLI holds what is said while it checks a command line, so that a user error is the
+    only line printed (:class:`resnet_lightning.cli.held_notices.HeldNotices`).
+    """
+    global _sink
+    _sink = sink
 
 
 def error_line(message: str) -> str:

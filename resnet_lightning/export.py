@@ -29,6 +29,7 @@ from torch import nn
 
 from . import runs
 from .checkpoint_io import read_checkpoint, require_complete_checkpoint
+from .errors import CommandParser, UserError
 from .storage import StorageFullError, storage_full
 
 FORMATS = ("onnx", "pt2")
@@ -36,7 +37,7 @@ METADATA_FILE = "resnet_lightning.json"  # the .pt2 extra file holding the metad
 CHECK_BATCHES = (1, 4)
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """The export cannot be made or does not match the eager model; the message says what to do."""
 
 
@@ -205,7 +206,7 @@ def _saved_preprocess(data_options: dict[str, Any], spec: dict[str, Any]) -> dic
 
 def resolve_checkpoint(ckpt_path: str, run: str | None, root: Path) -> Path:
     """``--ckpt_path`` as a file: a path, or ``best``/``last`` of a run, as ``test`` resolves them."""
-    from .run_config import _pick_checkpoint  # the rule test/validate/predict use
+    from .cli.run_choice import pick_checkpoint as _pick_checkpoint  # the rule test/validate/predict use
 
     if ckpt_path not in ("best", "last"):
         require_complete_checkpoint(ckpt_path)
@@ -264,16 +265,9 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with a bad option as one line (what was wrong, where to look) instead of usage + error."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
-
-
 def main(argv: list[str] | None = None) -> int:
     """``resnet-lightning export --ckpt_path PATH --format onnx|pt2 [--output FILE]``."""
-    parser = _Parser(
+    parser = CommandParser(
         prog="resnet-lightning export",
         description="Export a trained checkpoint to ONNX or torch.export (.pt2), with a dynamic batch size and the "
         "class names and normalisation in the file's metadata, checked against the eager model.",

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from .errors import UserError
+
 # Types our own checkpoints need beyond torch's weights-only defaults (tensors, storages,
 # dicts, lists, tuples, str, numbers, None, OrderedDict). None today: module.py stores
 # hyperparameters as plain data precisely so that this list can stay empty.
@@ -38,7 +40,7 @@ _GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL (\S+?)(?: was|\s|$)")  # torch's weight
 _MAX_REASON_CHARS = 160
 
 
-class FileLoadError(ValueError):
+class FileLoadError(UserError, ValueError):
     """A file that cannot be read: missing, damaged, not what it claims to be, or wanting to run code."""
 
 

@@ -1,7 +1,12 @@
-"""Writes that fail because the disk is full or a file-size limit was reached.
+"""Writing files: one write-beside-then-rename, and writes that fail for lack of space.
 
-Such a write fails with ``OSError`` ``ENOSPC`` (no space left), ``EDQUOT`` (quota used
-up) or ``EFBIG`` (the file-size limit, ``ulimit -f``). That is not a bug of the
+:func:`atomic_path` is how every file and folder the package makes is put in place
+(:func:`write_atomically` for small files, checkpoints, exports, downloaded datasets):
+written under a hidden name beside its target, then renamed onto it in one step.
+
+A write that fails because the disk is full or a file-size limit was reached fails
+with ``OSError`` ``ENOSPC`` (no space left), ``EDQUOT`` (quota used up) or ``EFBIG``
+(the file-size limit, ``ulimit -f``). That is not a bug of the
 program: the user frees space or writes elsewhere, so the CLI says it in one line
 naming the file (:func:`storage_full_message`), wherever the write was: a checkpoint,
 ``config.yaml``, ``metrics.csv``, predictions, an export.
@@ -13,11 +18,20 @@ instead and is reported like a full disk (``tests/test_disk_full.py`` checks it)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
+import re
+import secrets
+import shutil
+import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
+
+from .errors import UserError
 
 # errno -> what happened, in the user's words.
 _WHAT = {
@@ -32,28 +46,148 @@ _FIX = {
 }
 
 
+# Scratch files and folders are named ".<target>.partial-<pid>-<token>": hidden, plainly
+# unfinished, and carrying the pid of the process that writes them.
+_PARTIAL = re.compile(r"^\.(?P<target>.+)\.partial-(?P<pid>\d+)-(?P<token>[0-9a-f]+)$")
+# The scratch paths this process is writing right now (a checkpoint save may run in a thread,
+# e.g. under Lightning's AsyncCheckpointIO); the clean-up never touches them.
+_in_flight: set[str] = set()
+_in_flight_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def atomic_path(
+    target: str | os.PathLike[str], *, workspace: bool = False, keep_existing_dir: bool = False
+) -> Iterator[Path]:
+    """A hidden scratch path beside ``target``, renamed onto it in one step when the block ends.
+
+    The block creates the file (or folder) at the path it is given. When it ends, that is
+    renamed onto ``target`` with ``os.replace``, atomic on one filesystem: a reader sees the
+    old ``target`` or the new one, never a mixture; the directory is then fsync'ed, so the
+    rename survives a power cut too. When the block raises (a full disk, Ctrl-C), what it
+    wrote is removed and ``target`` is left as it was. Only ``kill -9`` leaves something: a
+    hidden ``.<name>.partial-<pid>-<token>``, which :func:`remove_stale_partials` recognises.
+    This is the one write-beside-then-rename of the package: small files
+    (:func:`write_atomically`), checkpoints, exports and downloaded datasets all go through it.
+
+    Args:
+        target: The file or folder to create or replace; its parent is created if needed.
+        workspace: Give the block ``<hidden scratch folder>/<target's name>`` instead, so it may
+            write other files beside it (a download's archive, say), discarded with the folder.
+        keep_existing_dir: When a folder is already at ``target`` at the rename (another process,
+            say a second node on a shared disk, finished first), keep it and discard this one.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = _reserve_scratch(target)
+    try:
+        if workspace:
+            scratch.mkdir()
+        staged = scratch / target.name if workspace else scratch
+        yield staged
+        try:
+            os.replace(staged, target)
+        except OSError:
+            if not (keep_existing_dir and target.is_dir()):
+                raise
+        fsync_directory(target.parent)
+    finally:  # BaseException too: never leave a scratch path that could be removed
+        if scratch.is_dir() and not scratch.is_symlink():
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            scratch.unlink(missing_ok=True)
+        with _in_flight_lock:
+            _in_flight.discard(str(scratch))
+
+
+@contextlib.contextmanager
+def atomic_file(target: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A new binary file that replaces ``target`` when the block ends (:func:`atomic_path`).
+
+    The file is created as any new file is (mode ``0o666`` less the umask, not
+    ``tempfile.mkstemp``'s ``0o600``, which the rename would give ``target``), and its
+    bytes are flushed and fsync'ed before the rename can be.
+    """
+    with atomic_path(target) as scratch, open(scratch, "xb") as file:
+        yield file
+        file.flush()
+        os.fsync(file.fileno())
+
+
 def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a hidden file beside it and one rename.
+    """Write ``data`` to ``path`` through a hidden file beside it and one rename (:func:`atomic_file`).
 
     A reader sees the old file or the new one, never a mixture; a write that fails (a
     full disk, a kill) leaves the old file as it was and removes what it wrote, except
-    after ``kill -9``, when a hidden ``.<name>.<pid>.tmp`` may remain.
+    after ``kill -9``, when a hidden ``.<name>.partial-<pid>-<token>`` may remain.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with atomic_file(path) as file:
+        file.write(data.encode() if isinstance(data, str) else data)
+
+
+def remove_stale_partials(directory: str | os.PathLike[str]) -> None:
+    """Remove the scratch files in ``directory`` that no write is writing any more.
+
+    A scratch file belongs to the process whose pid is in its name. It is stale when that
+    process is dead (killed during a write), or when it is this process but not one of its
+    writes in flight (a dead process whose pid this one reuses, as after a restart in a
+    container). A scratch file of another *live* process is kept, since that process may
+    still be writing it: the price is a leftover file when an unrelated process happens to
+    hold a dead writer's pid, never a write broken under a writer's feet. Processes on
+    other hosts sharing the directory over NFS look dead from here.
+
+    Args:
+        directory: Where the writes go (a run's checkpoint directory).
+    """
+    for entry in os.scandir(directory):
+        match = _PARTIAL.match(entry.name)
+        if match is None or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(match["pid"])
+        with _in_flight_lock:
+            stale = entry.path not in _in_flight if pid == os.getpid() else not _is_alive(pid)
+        if stale:
+            Path(entry.path).unlink(missing_ok=True)  # missing: removed meanwhile by another cleaner
+
+
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make a rename in ``directory`` durable, where the OS can fsync a directory."""
+    if not hasattr(os, "O_DIRECTORY"):  # Windows: directories cannot be opened for fsync
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with open(scratch, "wb") as file:
-            file.write(data.encode() if isinstance(data, str) else data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(scratch, path)
-    except BaseException:
-        scratch.unlink(missing_ok=True)
-        raise
+        os.fsync(fd)
+    except OSError as error:  # some filesystems do not support it; a real I/O error still raises
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
 
 
-class StorageFullError(OSError):
+def _reserve_scratch(target: Path) -> Path:
+    """A free ``.<target>.partial-<pid>-<token>`` beside ``target``, marked as in flight."""
+    while True:
+        scratch = target.with_name(f".{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+        with _in_flight_lock:
+            if str(scratch) not in _in_flight and not os.path.lexists(scratch):
+                _in_flight.add(str(scratch))
+                return scratch
+
+
+def _is_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (a zombie counts as alive)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it on Windows: assume alive, keep the file
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: no signal sent, only the existence check
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+class StorageFullError(UserError, OSError):
     """A write that failed for lack of space (or over a size limit), with what it left intact.
 
     Args:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resnet_lightning.export import main
+from resnet_lightning.cli import cli_main
 
 
 @pytest.mark.parametrize(
@@ -20,8 +20,8 @@ from resnet_lightning.export import main
 )
 def test_bad_export_options_are_one_line(args: list[str], expected: str, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["--ckpt_path", str(tmp_path / "never_read.ckpt"), *args])
+        cli_main(["export", "--ckpt_path", str(tmp_path / "never_read.ckpt"), *args])
     assert exited.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("resnet-lightning export: error: ")
+    assert err.count("\n") == 1 and err.startswith("resnet-lightning: error: export: ")
     assert expected in err

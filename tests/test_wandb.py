@@ -18,7 +18,8 @@ import wandb
 import yaml
 
 from resnet_lightning import list_plugins
-from resnet_lightning.cli import ResNetLightningCLI, cli_main
+from resnet_lightning.cli import cli_main
+from resnet_lightning.cli.lightning import ResNetLightningCLI
 from resnet_lightning.tracking import (
     flatten_config,
     read_offline_run,

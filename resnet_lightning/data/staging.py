@@ -3,17 +3,18 @@
 torchvision downloads and extracts straight into its destination, so a download that
 is interrupted (Ctrl-C, a killed job, a full disk) leaves a folder that has the right
 name but not all of its content, and the next run may take it for a finished dataset.
-Building under a scratch name in the same directory and finishing with ``os.replace``
-(atomic on one filesystem) means the real name only ever appears complete.
+Building under a scratch name in the same directory and finishing with one rename
+(:func:`resnet_lightning.storage.atomic_path`, atomic on one filesystem) means the real
+name only ever appears complete.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from resnet_lightning.storage import atomic_path
 
 
 def stage_into_place(target: str | os.PathLike[str], build: Callable[[Path], object]) -> Path:
@@ -36,26 +37,16 @@ def stage_into_place(target: str | os.PathLike[str], build: Callable[[Path], obj
             ``target`` is left as it was.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden, unmistakable name: if the process is killed outright (SIGKILL), this is
-    # what stays behind, and nothing will take it for the dataset.
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
+    # Another process (a second node on a shared disk) may finish first: its copy is complete
+    # by the same argument, so it is kept (keep_existing_dir). A hidden, unmistakable scratch
+    # name: if the process is killed outright (SIGKILL), that is what stays behind, and
+    # nothing will take it for the dataset.
+    with atomic_path(target, workspace=True, keep_existing_dir=True) as result:
+        scratch = result.parent
         build(scratch)
-        result = scratch / target.name
         if not result.exists():
             raise FileNotFoundError(
                 f"staging {target} produced no {target.name!r} in {scratch}; "
                 f"found only {sorted(p.name for p in scratch.iterdir())}"
             )
-        try:
-            os.replace(result, target)
-        except OSError:
-            # A non-empty folder is already there: another process (a second node on a
-            # shared disk) finished first. Its copy is complete by the same argument,
-            # so keep it; anything else is a real error.
-            if not target.is_dir():
-                raise
-        return target
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    return target

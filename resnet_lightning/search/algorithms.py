@@ -12,7 +12,6 @@ Options are passed to the Optuna class as they are (``optuna.samplers.TPESampler
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import warnings
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution
 
+from ..errors import did_you_mean, one_line
 from .space import SearchConfigError, grid, suggest
 
 SAMPLERS = {
@@ -40,9 +40,8 @@ def normalise(spec: Any, what: str, names: dict[str, Any], default: str) -> dict
     spec = {"name": default, **spec}
     name = str(spec["name"]).lower().replace("-", "").replace("_", "")
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise SearchConfigError(f"{what}: unknown {what} {spec['name']!r}; {hint}available: {', '.join(names)}")
+        hint = did_you_mean(repr(name), map(repr, names))  # quoted, as the name is
+        raise SearchConfigError(one_line(f"{what}: unknown {what} {spec['name']!r}", hint, f"available: {', '.join(names)}"))
     options = {k: v for k, v in spec.items() if k not in ("name", "monitor")}
     accepted = [p for p in inspect.signature(names[name]).parameters if p not in ("self", "search_space")]
     unknown = [k for k in options if k not in accepted]

@@ -19,6 +19,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import CommandParser, UserError
 from . import config as config_module
 from . import storage as storage_module
 from .algorithms import make_pruner, make_sampler
@@ -63,9 +64,9 @@ def _name(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     """The ``search`` parser; its help shows the whole search file."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="resnet-lightning search",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Architecture and hyperparameter search: " + __doc__.split("\n\n")[0].split(": ", 1)[1],
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int | None:
     return None
 
 
-class SearchFailedError(ValueError):
+class SearchFailedError(UserError, ValueError):
     """Every trial of the study failed: there is no result to report."""
 
 

@@ -20,7 +20,6 @@ A whole file (``resnet-lightning search --help`` repeats this)::
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +29,16 @@ import yaml
 from optuna.distributions import BaseDistribution
 
 from ..config_limits import ConfigTooLargeError, check_yaml_size
-
+from ..errors import UserError, did_you_mean, one_line
 from .algorithms import PRUNERS, SAMPLERS, normalise, try_algorithms
 from .objectives import Objective, parse_objectives
 from .space import SearchConfigError, contains, describe, parse_space
 
 KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner", "n_trials", "timeout", "enqueue")
+
+
+class SearchFileNotFoundError(UserError, FileNotFoundError):
+    """The search file, or a fit config file it names, does not exist."""
 
 
 @dataclass
@@ -71,14 +74,14 @@ def load_search_config(path: str | Path) -> SearchConfig:
     """Read and check a search file.
 
     Raises:
-        FileNotFoundError: The file or one of its ``configs`` does not exist.
+        SearchFileNotFoundError: The file or one of its ``configs`` does not exist (a ``FileNotFoundError``).
         SearchConfigError: A key or value that cannot be used; the message names it and the fix.
     """
     path = Path(path)
     if path.is_dir():
         raise SearchConfigError(f"search file {path} is a directory; pass --config SEARCH.yaml (examples: configs/search/)")
     if not path.is_file():
-        raise FileNotFoundError(f"search file {path} does not exist; pass --config SEARCH.yaml (examples: configs/search/)")
+        raise SearchFileNotFoundError(f"search file {path} does not exist; pass --config SEARCH.yaml (examples: configs/search/)")
     try:
         text = path.read_text(encoding="utf-8")
         check_yaml_size(text)  # an alias bomb or 20,000 levels of nesting is refused before it is expanded
@@ -95,9 +98,8 @@ def load_search_config(path: str | Path) -> SearchConfig:
         raise SearchConfigError(f"{path}: expected a mapping with keys {', '.join(KEYS)}")
     for key in raw:
         if key not in KEYS:
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise SearchConfigError(f"{path}: unknown key {key!r}; {hint}the keys are {', '.join(KEYS)}")
+            hint = did_you_mean(repr(str(key)), map(repr, KEYS))  # quoted, as the key is
+            raise SearchConfigError(one_line(f"{path}: unknown key {key!r}", hint, f"the keys are {', '.join(KEYS)}"))
     space = parse_space(raw.get("space"))
     objectives = parse_objectives(raw.get("objectives", {"val/acc": "maximize"}))
     sampler = normalise(raw.get("sampler"), "sampler", SAMPLERS, "tpe" if len(objectives) == 1 else "nsga2")
@@ -200,7 +202,7 @@ def _config_files(configs: Any, search_file: Path) -> list[Path]:
         if file.is_dir():
             raise SearchConfigError(f"configs: {name} is a directory ({file}); list fit config files, e.g. configs: [../digits.yaml]")
         if not file.is_file():
-            raise FileNotFoundError(
+            raise SearchFileNotFoundError(
                 f"configs: {name} does not exist (looked for {file}; paths are relative to {search_file})"
             )
         files.append(file)

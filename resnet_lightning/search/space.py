@@ -27,12 +27,14 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from ..errors import UserError
+
 TYPES = ("categorical", "int", "float")
 FIELDS = {"categorical": {"type", "choices"}, "int": {"type", "low", "high", "step", "log"}, "float": {"type", "low", "high", "step", "log"}}
 EXAMPLE = "e.g. model.optimizer.init_args.lr: {type: float, low: 0.01, high: 0.3, log: true}"
 
 
-class SearchConfigError(ValueError):
+class SearchConfigError(UserError, ValueError):
     """SEARCH.yaml asks for something that cannot be searched; the message names it and the fix."""
 
 

@@ -33,6 +33,8 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import UserError
+
 JOURNAL_FILE = "study.journal"
 WORKER_ATTR = "worker"  # "host:pid" of the search process that runs the trial
 INTERRUPTED_ATTR = "interrupted"  # set on a trial failed because its worker died: it did not run to an outcome
@@ -43,7 +45,7 @@ GRACE_SECONDS = 180
 DRIVERS = {"postgresql": "'psycopg[binary]'", "mysql": "mysqlclient"}
 
 
-class StorageError(ValueError):
+class StorageError(UserError, ValueError):
     """The storage cannot be opened; the message names it, the cause and the fix."""
 
 

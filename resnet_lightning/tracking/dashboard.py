@@ -10,10 +10,10 @@ described but not saved.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from typing import Any
+
+from ..errors import CommandParser, UserError
 
 # Keys as logged (Lightning appends _step/_epoch to a metric logged both ways).
 TRAINING = {
@@ -121,7 +121,7 @@ def main(argv: list[str]) -> None:
     Args:
         argv: The arguments after ``dashboard``.
     """
-    parser = argparse.ArgumentParser(prog="resnet-lightning dashboard", description=__doc__.split("\n")[0])
+    parser = CommandParser(prog="resnet-lightning dashboard", description=__doc__.split("\n")[0])
     parser.add_argument("--project", required=True, help="W&B project, e.g. resnet-lightning-cifar10")
     parser.add_argument("--entity", default=os.environ.get("WANDB_ENTITY"), help="W&B entity (default: your default entity)")
     parser.add_argument("--name", default="resnet-lightning", help="name of the saved workspace view")
@@ -129,8 +129,7 @@ def main(argv: list[str]) -> None:
     try:
         import wandb_workspaces  # noqa: F401
     except ImportError:
-        print("resnet-lightning dashboard: needs wandb-workspaces; pip install wandb-workspaces", file=sys.stderr)
-        raise SystemExit(1) from None
+        raise UserError("dashboard: needs wandb-workspaces; pip install wandb-workspaces") from None
     from .wandb_setup import offline_reason
 
     mode = os.environ.get("WANDB_MODE", "").strip().lower()

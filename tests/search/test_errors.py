@@ -8,6 +8,8 @@ import pytest
 from optuna.trial import TrialState
 
 from resnet_lightning.cli import cli_main
+from resnet_lightning.errors import UsageError
+from resnet_lightning.search.command import build_parser
 from resnet_lightning.search.config import load_search_config
 
 from .helpers import GOOD, ROOT, journal_study, start_search, tiny_search
@@ -110,6 +112,15 @@ def test_command_line_values_are_checked_before_anything_runs(tmp_path: Path, ca
     err = search_error(capsys, "--config", str(search), "--output", str(tmp_path / "out"), option, value, code=2)
     assert f"argument {option}: {expected}" in err and "search --help" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_option_is_one_usage_line(tmp_path: Path, capsys) -> None:
+    search = tiny_search(tmp_path / "s.yaml")
+    err = search_error(capsys, "--config", str(search), "--bogus", code=2)
+    assert "search: unrecognized arguments: --bogus" in err and "resnet-lightning search --help" in err
+    # The search parser's own error(), not argparse patched for the whole process.
+    with pytest.raises(UsageError, match="^search: unrecognized arguments: --bogus; see `resnet-lightning search --help`$"):
+        build_parser().parse_args(["--config", str(search), "--bogus"])
 
 
 def test_files_and_places_that_cannot_be_used(tmp_path: Path, capsys) -> None:

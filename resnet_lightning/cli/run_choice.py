@@ -19,44 +19,34 @@ checkpoint callback and the loggers are all built pointing at one run directory
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 from jsonargparse import Namespace
-from lightning.fabric.utilities.rank_zero import _get_rank
-from lightning.pytorch.callbacks import Callback
 
-from . import runs
-from .checkpoint_io import CheckpointError, read_checkpoint, require_complete_checkpoint
-from .tracking.wandb_setup import _wandb_logger_args
+from .. import runs
+from ..checkpoint_io import CheckpointError, read_checkpoint, require_complete_checkpoint
+from ..console import rank, tell
+from ..errors import UserError
+from ..tracking.wandb_setup import _wandb_logger_args
+from .checkpoint_options import LINKED_KEYS, plain
 
 # Set by rank zero for the DDP worker processes it launches, which parse the same
 # command line and must use the run (and checkpoint) rank zero chose, not claim their own.
 RUN_ENV = "RESNET_LIGHTNING_RUN"
 UNTRAINED = "untrained"  # --ckpt_path untrained: evaluate a freshly initialised network, on purpose
 BEST_PREFIX = "best-"
-# What decides the network an evaluation computes; fit resumes compare every hyperparameter.
-EVALUATION_KEYS = ("arch", "block", "arch_kwargs", "num_classes", "in_channels")
-LINKED_KEYS = ("num_classes", "in_channels")  # set from the DataModule when instantiating; checked after
 # The options that build the network: runs of one name that differ in them are different models.
 NETWORK_KEYS = ("arch", "block", "arch_kwargs")
 CONFIG_FILE = "config.yaml"  # the resolved configuration a fit saves in its run
 MAX_CONFIG_BYTES = 1 << 20  # a run's config.yaml is a few kB; anything far larger is not one
 
 
-class RunConfigError(ValueError):
+class RunConfigError(UserError, ValueError):
     """The command line asks for a run or checkpoint that cannot be used as asked."""
-
-
-def tell(message: str) -> None:
-    """Print ``resnet-lightning: <message>`` to stderr, once (on rank zero)."""
-    if not _get_rank():  # rank zero, or no distributed launch
-        print(f"resnet-lightning: {message}", file=sys.stderr)
 
 
 def _name_and_root(config: Namespace) -> tuple[str, Path]:
@@ -67,7 +57,7 @@ def _name_and_root(config: Namespace) -> tuple[str, Path]:
 
 def _worker_run() -> dict[str, str | None] | None:
     """What rank zero chose, in a DDP worker process it launched; None elsewhere."""
-    if _get_rank() in (None, 0) or RUN_ENV not in os.environ:
+    if rank() == 0 or RUN_ENV not in os.environ:
         return None
     return json.loads(os.environ[RUN_ENV])
 
@@ -106,7 +96,7 @@ def prepare_fit_run(config: Namespace) -> Path:
         run_dir, config.ckpt_path = Path(chosen["run_dir"]), chosen["ckpt_path"]
     else:
         run_dir = _fit_checkpoint(config, root, name) or runs.requeued_run(root, name)
-        if run_dir is None and _get_rank():
+        if run_dir is None and rank():
             # A rank > 0 started by SLURM or torchrun, not by rank zero: it never writes
             # (checkpoint paths and log directories come from rank zero), so it claims nothing.
             run_dir = root / name / f"{runs.VERSION_PREFIX}of-rank-zero"
@@ -133,16 +123,6 @@ def _lock(run_dir: Path) -> None:
         raise RunConfigError(f"fit: {err}") from None
 
 
-class TrainingStarted(Callback):
-    """Marks the run a fit writes as started once training starts: from then on it stays, whatever happens."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-
-    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        runs.mark_started(self.run_dir)
-
-
 def _fit_checkpoint(config: Namespace, root: Path, name: str) -> Path | None:
     """Resolve ``fit --ckpt_path``; returns the run it continues (None: a new run)."""
     ckpt_path = config.get("ckpt_path")
@@ -158,7 +138,7 @@ def _fit_checkpoint(config: Namespace, root: Path, name: str) -> Path | None:
         tell(f"fit --ckpt_path {ckpt_path}: {err}; starting a new run")
         config.ckpt_path = None
         return None
-    ckpt_file = _pick_checkpoint(ckpt_dir, ckpt_path)
+    ckpt_file = pick_checkpoint(ckpt_dir, ckpt_path)
     require_complete_checkpoint(ckpt_file)
     config.ckpt_path = str(ckpt_file)
     tell(f"fit: continuing {run_dir or ckpt_dir} ({why}) from {ckpt_file}")
@@ -214,7 +194,7 @@ def _matching_run(model: Namespace, root: Path, name: str) -> tuple[Path, str]:
 
 def _comparable(value: Any) -> Any:
     """Config values as JSON would hold them (tuples as lists, paths as strings), to compare a saved config with."""
-    return json.loads(json.dumps(_plain(value), default=str))
+    return json.loads(json.dumps(plain(value), default=str))
 
 
 def _saved_model(run_dir: Path) -> dict[str, Any] | None:
@@ -284,7 +264,7 @@ def _differences(path: str, theirs: Any, ours: Any) -> list[str]:
     return [f"{path} is {shown[0]} there, {shown[1]} here"]
 
 
-def _pick_checkpoint(ckpt_dir: Path, which: str) -> Path:
+def pick_checkpoint(ckpt_dir: Path, which: str) -> Path:
     """``last`` -> ``last.ckpt``; ``best`` -> the best checkpoint that ``last.ckpt`` records."""
     last = ckpt_dir / runs.LAST_CHECKPOINT
     if which == "last":
@@ -346,7 +326,7 @@ def prepare_evaluation_run(config: Namespace, subcommand: str) -> Path | None:
                 f"--trainer.default_root_dir first, pass --run N to evaluate a run whose model differs, "
                 f"--ckpt_path PATH/TO/FILE.ckpt, or --ckpt_path {UNTRAINED} to evaluate an untrained network"
             ) from None
-        ckpt_file = _pick_checkpoint(ckpt_dir, ckpt_path or "best")
+        ckpt_file = pick_checkpoint(ckpt_dir, ckpt_path or "best")
         tell(f"{subcommand}: run {run_dir or ckpt_dir} ({why}), checkpoint {ckpt_file}")
         config.ckpt_path = str(ckpt_file)
     else:
@@ -363,117 +343,3 @@ def prepare_evaluation_run(config: Namespace, subcommand: str) -> Path | None:
     return run_dir
 
 
-def _plain(value: Any) -> Any:
-    """Config values as plain Python, to compare with what a checkpoint saved."""
-    if isinstance(value, Namespace):
-        value = value.as_dict()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def reconcile_hyperparameters(
-    model: Namespace, defaults: Namespace, saved: dict[str, Any], ckpt_path: str | os.PathLike[str], keys: tuple[str, ...] | None
-) -> dict[str, Any]:
-    """The checkpoint's hyperparameters for the model options left at their defaults; an error for contradictions.
-
-    Lightning's CLI replaces every ``--model.*`` value with the checkpoint's, so
-    ``test --model.arch cifar_resnet56 --ckpt_path <a resnet20>`` silently tests the
-    resnet20. Here an option the user set (anything but its default) that the
-    checkpoint contradicts is an error naming both; options left at their defaults
-    take the checkpoint's values, so ``test --ckpt_path FILE`` alone rebuilds its model.
-
-    Args:
-        model: The configured ``model`` section.
-        defaults: The parser's defaults for it.
-        saved: The checkpoint's hyperparameters (:func:`saved_hyperparameters`).
-        ckpt_path: The checkpoint about to be loaded (named in the error).
-        keys: The hyperparameters that matter (None: every one the checkpoint saved).
-
-    Returns:
-        ``{key: checkpoint value}`` to apply to the model section.
-
-    Raises:
-        CheckpointError: Naming each contradiction and the fix.
-    """
-    adopt, differ = {}, []
-    for key in keys or list(saved):
-        if key.startswith("_") or key in LINKED_KEYS or key not in saved or key not in model:
-            continue
-        ours, theirs = _plain(model[key]), _plain(saved[key])
-        if ours == theirs:
-            continue
-        if ours == _plain(defaults.get(key)):
-            adopt[key] = theirs
-        else:
-            differ.append(f"model.{key} is {ours!r} here but {theirs!r} in the checkpoint")
-    if differ:
-        _refuse(ckpt_path, differ)
-    for key, value in adopt.items():
-        _refuse_untrusted_class_paths(f"model.{key}", value, ckpt_path)
-    return adopt
-
-
-def _refuse_untrusted_class_paths(option: str, value: Any, ckpt_path: str | os.PathLike[str]) -> None:
-    """Raise when a checkpoint names a class (``class_path``) whose module is not an installed package.
-
-    jsonargparse imports the module of every class path it is given, and importing runs the
-    module. A class path the user typed is theirs; one taken from a checkpoint is the file's:
-    it may name a module beside the checkpoint (on ``sys.path`` as the working directory
-    under ``python -m``), so only modules already imported or shipped by an installed
-    distribution (torch, a plugin) are taken from a file.
-    """
-    if isinstance(value, dict):
-        path = value.get("class_path")
-        if isinstance(path, str) and not _importable_from_a_file(path):
-            raise CheckpointError(
-                f"checkpoint {os.fspath(ckpt_path)} sets {option} to class {path}, whose module is not an installed "
-                f"package; refusing to import it from a file. Pass --{option} yourself (e.g. --model.optimizer SGD)"
-            )
-        for key, item in value.items():
-            _refuse_untrusted_class_paths(f"{option}.{key}", item, ckpt_path)
-    elif isinstance(value, list):
-        for item in value:
-            _refuse_untrusted_class_paths(option, item, ckpt_path)
-
-
-def _importable_from_a_file(class_path: str) -> bool:
-    module = class_path.rpartition(".")[0]
-    top = module.partition(".")[0]
-    return module in sys.modules or top in importlib.metadata.packages_distributions()
-
-
-def saved_hyperparameters(ckpt_path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The hyperparameters a checkpoint was trained with (read memory-mapped, without the weights)."""
-    return read_checkpoint(ckpt_path).get("hyper_parameters", {})
-
-
-def _refuse(ckpt_path: str | os.PathLike[str], differ: list[str]) -> None:
-    run_dir = runs.run_of_checkpoint(ckpt_path)
-    fix = f"--config {run_dir / 'config.yaml'}" if run_dir and (run_dir / "config.yaml").is_file() else "the fit's options"
-    raise CheckpointError(f"{ckpt_path}: {'; '.join(differ)}. Pass {fix}, or drop the contradicting --model options")
-
-
-def check_linked_hyperparameters(model_hparams: dict[str, Any], saved: dict[str, Any], ckpt_path: str | os.PathLike[str]) -> None:
-    """Raise when the DataModule gave the model another shape than the checkpoint's.
-
-    ``num_classes`` and ``in_channels`` are linked from the DataModule when the model
-    is instantiated, after :func:`reconcile_hyperparameters` has checked the rest.
-
-    Args:
-        model_hparams: The instantiated model's hyperparameters.
-        saved: The checkpoint's hyperparameters.
-        ckpt_path: The checkpoint about to be loaded (named in the error).
-
-    Raises:
-        CheckpointError: Naming each differing value, both ways, and the fix.
-    """
-    differ = [
-        f"model.{key} is {model_hparams[key]!r} for this --data but {saved[key]!r} in the checkpoint"
-        for key in LINKED_KEYS
-        if key in saved and key in model_hparams and model_hparams[key] != saved[key]
-    ]
-    if differ:
-        _refuse(ckpt_path, differ)

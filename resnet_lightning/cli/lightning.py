@@ -1,16 +1,12 @@
-"""``resnet-lightning``: LightningCLI wiring and the console-script entry.
+"""``resnet-lightning fit|validate|test|predict``: the LightningCLI over :class:`ResNetClassifier`
+and any ``LightningDataModule`` (``--data DigitsDataModule``, ``--data CIFAR10DataModule``, or a
+full class path), with one run directory per fit (:mod:`resnet_lightning.runs`).
 
-``resnet-lightning fit|validate|test|predict`` is a LightningCLI over
-:class:`ResNetClassifier` and any ``LightningDataModule`` (``--data
-DigitsDataModule``, ``--data CIFAR10DataModule``, or a full class path);
-``resnet-lightning plugins`` lists the installed blocks and architectures,
-``resnet-lightning analyze`` runs the seed papers' analyses and
-``resnet-lightning dashboard`` saves a W&B workspace.
+Reached through :func:`resnet_lightning.cli.cli_main`, which turns user errors into one line.
 """
 
 from __future__ import annotations
 
-import importlib
 import shlex
 import signal
 import sys
@@ -23,52 +19,29 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from . import data  # noqa: F401  (imports the DataModules so --data finds them by name)
-from .callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal
-from .callbacks.prediction_writer import PredictionWriter
-from .checkpoint_io import AtomicCheckpointIO, CheckpointError, read_checkpoint
-from .config_limits import register_parser_mode
-from .commands import EXTRA_COMMANDS  # the extra commands; commands.py runs `plugins` without Lightning
-from .cli_errors import (
-    PROG,
-    HeldOutput,
-    UsageError,
-    debug_requested,
-    error_line,
-    one_line_usage_errors,
-    check_trainer_options,
-    parse_error,
-    run_directory_error,
-    unknown_class,
-    user_message,
-)
-from .factory import ArchitectureArgumentError
-from .models import BlockContractError
-from .models.pretrained import WeightsError, is_weights_file, read_weights_file
-from .module import ModelConfigError, NonFiniteLossError, ResNetClassifier
-from .registry import PluginError
-from .run_config import (
-    BEST_PREFIX,
+from .. import data  # noqa: F401  (imports the DataModules so --data finds them by name)
+from .. import runs
+from ..callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal, TrainingStarted
+from ..callbacks.prediction_writer import PredictionWriter
+from ..checkpoint_io import AtomicCheckpointIO, read_checkpoint
+from ..config_limits import register_parser_mode
+from ..console import PROG, tell
+from ..errors import UsageError, debug_requested
+from ..models.pretrained import WeightsError, is_weights_file, read_weights_file
+from ..module import ModelConfigError, ResNetClassifier
+from ..tracking import LoggerSaveConfigCallback, prepare_wandb_logger, start_wandb_runs
+from . import COMMANDS
+from .checkpoint_options import (
     EVALUATION_KEYS,
-    RunConfigError,
-    TrainingStarted,
     check_linked_hyperparameters,
-    prepare_evaluation_run,
-    prepare_fit_run,
     reconcile_hyperparameters,
     saved_hyperparameters,
-    tell,
 )
-from . import runs
-from .runs import RunNotFoundError
-from .tracking import LoggerSaveConfigCallback, prepare_wandb_logger, start_wandb_runs
-
-USER_ERRORS = (
-    PluginError, BlockContractError, NonFiniteLossError, ModelConfigError, data.DataError, RunNotFoundError, RunConfigError, CheckpointError,
-    ArchitectureArgumentError, UsageError,
-)
-# LightningCLI's automatic optimizer would silently replace the model's own (and its schedule).
-AUTO_OPTIMIZER_FLAGS = ("--optimizer", "--lr_scheduler")
+from .held_notices import HeldNotices
+from .options import check_trainer_options, refuse_auto_optimizer, run_directory_error
+from .parse_errors import parse_error
+from .run_choice import BEST_PREFIX, prepare_evaluation_run, prepare_fit_run
+from .user_errors import user_message
 
 
 class ResNetLightningCLI(LightningCLI):
@@ -79,7 +52,7 @@ class ResNetLightningCLI(LightningCLI):
     run_dir: Path | None = None
     saved_hparams: dict[str, Any] | None = None  # of the checkpoint to load, if any
 
-    def __init__(self, *args: Any, held_output: HeldOutput | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, held_output: HeldNotices | None = None, **kwargs: Any) -> None:
         self.held_output = held_output
         super().__init__(*args, **kwargs)
 
@@ -240,38 +213,16 @@ class ResNetLightningCLI(LightningCLI):
         start_wandb_runs(self.trainer)
 
 
-def _run_extra_command(name: str, argv: list[str]) -> int | None:
-    module_name, function = EXTRA_COMMANDS[name][0].split(":")
-    return getattr(importlib.import_module(module_name), function)(argv)
+def run_lightning_cli(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI:
+    """Build (and with ``run``, run) the LightningCLI for ``args`` (None: ``sys.argv[1:]``); user errors are raised, not printed.
 
-
-def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | None:
-    """Run the command line; ``args`` as a list lets tests drive the real CLI from Python.
-
-    Args:
-        args: Command-line arguments (``sys.argv[1:]`` when None).
-        run: Run the subcommand (False: only parse and instantiate).
+    A fit stopped by SIGTERM (or SIGINT, SIGUSR1...) exits with 128 + the signal's number after
+    printing where its state is and the command that continues it.
     """
-    argv = list(sys.argv[1:] if args is None else args)
-    if argv and argv[0] in EXTRA_COMMANDS:
-        try:
-            with one_line_usage_errors():
-                code = _run_extra_command(argv[0], argv[1:])
-        except UsageError as exc:  # already says which command
-            print(error_line(str(exc)), file=sys.stderr)
-            raise SystemExit(2) from None
-        except Exception as exc:
-            message = None if debug_requested() else user_message(exc, (*USER_ERRORS, OSError, ValueError))
-            if message is None:
-                raise
-            print(error_line(f"{argv[0]}: {message}"), file=sys.stderr)
-            raise SystemExit(1) from None
-        if code:  # e.g. `plugins` exits 1 when a plugin fails to load, as a CI check would want
-            raise SystemExit(code)
-        return None
-    _refuse_auto_optimizer(argv)
+    argv = [str(arg) for arg in (sys.argv[1:] if args is None else args)]
+    refuse_auto_optimizer(argv)
     stop = StopOnSignal()
-    held = HeldOutput()
+    held = HeldNotices()
     try:
         # A fit that fails before training starts (a bad option, missing data, unreachable
         # weights) removes the run it claimed; the run's lock is released when the command ends.
@@ -286,7 +237,7 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
                 # A resumed fit writes its config where the run's first part did.
                 save_config_kwargs={"overwrite": True},
                 auto_configure_optimizers=False,
-                # Parse errors are raised (and turned into one line below), not printed with the
+                # Parse errors are raised (cli_main prints them as one line), not printed with the
                 # usage; no abbreviations: --trainer.max_epoch is a typo to point out, not max_epochs.
                 parser_kwargs={"description": _description(), "prog": PROG, "exit_on_error": False, "allow_abbrev": False},
                 args=args,  # None: LightningCLI reads sys.argv itself
@@ -299,37 +250,11 @@ def cli_main(args: ArgsType = None, run: bool = True) -> ResNetLightningCLI | No
         print(_resume_hint(signal.Signals(signum).name, stop, argv), file=sys.stderr)
         raise SystemExit(128 + signum) from None
     except BaseException as exc:
-        message = None if debug_requested() else user_message(exc, USER_ERRORS)
-        if message is None:  # a bug, --help, Ctrl-C: as it is, after what was said before it
-            held.release()
-            raise
-        held.discard()  # it described a run that is not going to happen
-        print(error_line(message), file=sys.stderr)
-        raise SystemExit(2 if isinstance(exc, UsageError) else 1) from None
+        if not debug_requested() and user_message(exc) is not None:
+            held.discard()  # it described a run that is not going to happen; the error line says why
+        raise  # cli_main prints a user error as one line; a bug keeps its traceback, after what was held
     finally:
         held.release()
-
-
-def _refuse_auto_optimizer(argv: list[str]) -> None:
-    for i, arg in enumerate(argv):
-        flag = arg.split("=", 1)[0]
-        if flag.split(".", 1)[0] in AUTO_OPTIMIZER_FLAGS:
-            what = flag.split(".", 1)[0].removeprefix("--")
-            value = arg.split("=", 1)[1] if "=" in arg else argv[i + 1] if i + 1 < len(argv) else ""
-            example = f"--model.{what} {value}" if flag == f"--{what}" and value and not value.startswith("-") else ""
-            if example and "did you mean " in (typo := unknown_class(f"model.{what}", value)):
-                closest = typo.split("did you mean ", 1)[1].split("?", 1)[0]
-                if closest != value:  # "Adam" is a name already: no "did you mean Adam, not Adam?"
-                    example = f"--model.{what} {closest} (did you mean {closest}, not {value}?)"
-            example = example or "--model.optimizer SGD --model.optimizer.lr 0.05"
-            print(
-                error_line(
-                    f"{flag} is not an option here; set the model's {what} with --model.{what} instead, e.g. "
-                    f"{example}, which keeps its schedule and warm-up"
-                ),
-                file=sys.stderr,
-            )
-            raise SystemExit(2)
 
 
 def _resume_hint(signal_name: str, stop: StopOnSignal, argv: list[str]) -> str:
@@ -352,13 +277,9 @@ def _resume_hint(signal_name: str, stop: StopOnSignal, argv: list[str]) -> str:
 
 
 def _description() -> str:
-    extra = "; ".join(f"{name} ({what})" for name, (_, what) in EXTRA_COMMANDS.items())
+    extra = "; ".join(f"{name} ({what})" for name, (_, what) in COMMANDS.items())
     return (
         "Train and compare residual networks with PyTorch Lightning. "
         f"Other commands, each with its own --help: {extra}."
     )
 
-
-def main() -> None:
-    """Console-script entry: ``resnet-lightning``."""
-    cli_main()
