@@ -17,7 +17,6 @@ import io
 import json
 import os
 import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -30,7 +29,7 @@ from torch import nn
 from . import runs
 from .checkpoint_io import read_checkpoint, require_complete_checkpoint
 from .errors import CommandParser, UserError
-from .storage import StorageFullError, storage_full
+from .storage import StorageFullError, atomic_path, storage_full
 
 FORMATS = ("onnx", "pt2")
 METADATA_FILE = "resnet_lightning.json"  # the .pt2 extra file holding the metadata
@@ -301,15 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     model = classifier.model.float().eval()
     start = time.perf_counter()
     # Written beside the target and renamed: a failed export or check never leaves a file that looks complete.
-    with tempfile.TemporaryDirectory(dir=output.parent, prefix=".export-") as scratch:
-        staged = Path(scratch) / output.name
+    with atomic_path(output, workspace=True) as staged:
         try:
             result = export(model, staged, args.format, shape, metadata, args.tolerance)
         except OSError as error:
             if (full := storage_full(error)) is None:
                 raise
             raise StorageFullError(full, output, "nothing was written there") from error
-        os.replace(staged, output)
     seconds = time.perf_counter() - start
     if result is None:
         check = "not checked (pip install onnxruntime to check it against the eager model)"

@@ -238,6 +238,20 @@ def test_dashboard_command_offline_builds_but_does_not_save(monkeypatch, capsys)
     assert "built but not saved" in out and "Training (" in out and "wandb login" in out
 
 
+def test_a_dashboard_usage_mistake_is_one_line(capsys) -> None:
+    from resnet_lightning.errors import UsageError
+    from resnet_lightning.tracking.dashboard import main
+
+    with pytest.raises(SystemExit) as stop:
+        cli_main(["dashboard", "--project", "p", "--bogus"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "resnet-lightning: error: dashboard: unrecognized arguments: --bogus; see `resnet-lightning dashboard --help`")
+    # The dashboard parser's own error(), not argparse patched for the whole process.
+    with pytest.raises(UsageError, match="^dashboard: the following arguments are required: --project"):
+        main([])
+
+
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes_makes_one_run(tmp_path) -> None:
     env = dict(os.environ, WANDB_MODE="offline", WANDB_SILENT="true", PYTHONWARNINGS="ignore")
