@@ -15,6 +15,7 @@ from a damaged one before Lightning fails on it deep inside ``fit``.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,13 @@ from fsspec.implementations.local import LocalFileSystem
 from lightning.fabric.plugins import TorchCheckpointIO
 from typing_extensions import override
 
-from .safe_load import SAFE_GLOBALS, FileLoadError, UnsafeFileError, is_zip_archive, safe_load
+from .safe_load import (
+    SAFE_GLOBALS,
+    FileLoadError,
+    UnsafeFileError,
+    is_zip_archive,
+    safe_load,
+)
 from .storage import StorageFullError, atomic_file, remove_stale_partials, storage_full
 
 
@@ -34,10 +41,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     A local checkpoint is written to a hidden ``.<name>.partial-<pid>-<token>`` file
     in the target's own directory, flushed and fsync'ed, renamed onto the target with
     ``os.replace``, and the directory is fsync'ed so that the rename survives a power
-    cut too (:func:`~resnet_lightning.storage.atomic_file`). A save that fails removes its partial file (a full disk or a file-size
-    limit raises :class:`~resnet_lightning.storage.StorageFullError` naming the target);
-    partial files left by killed processes are removed by the next save into the same
-    directory. Remote paths (``s3://`` and other fsspec URLs) are saved by Lightning's
+    cut too (:func:`~resnet_lightning.storage.atomic_file`). A save that fails removes
+    its partial file (a full disk or a file-size limit raises
+    :class:`~resnet_lightning.storage.StorageFullError` naming the target); partial files
+    left by killed processes are removed by the next save into the same directory.
+    Remote paths (``s3://`` and other fsspec URLs) are saved by Lightning's
     ``TorchCheckpointIO``.
 
     Use it as ``Trainer(plugins=[AtomicCheckpointIO()])``.
@@ -78,12 +86,15 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         """Load a checkpoint weights-only, whatever ``weights_only`` Lightning passes.
 
-        A local file is checked first (:func:`read_checkpoint`: checksums, a Lightning
-        checkpoint, no code), then read whole; a remote one is read by Lightning's
-        loader with ``weights_only=True`` and the same allow-list.
+        A local file is read by :func:`read_checkpoint` (checksums, a Lightning checkpoint,
+        no code), which the command has usually called already for the same file: it is read
+        once. A remote one is read by Lightning's loader with ``weights_only=True`` and the
+        same allow-list.
         """
         del weights_only  # never False: a checkpoint is data (see resnet_lightning.safe_load)
         fs, local_path = url_to_fs(os.fspath(path))
+        if isinstance(fs, LocalFileSystem) and _on_cpu(map_location):
+            return read_checkpoint(local_path)  # the read the command made already, when it checked the file
         if isinstance(fs, LocalFileSystem):
             read_checkpoint(local_path)
             return safe_load(local_path, "checkpoint", mmap=False, map_location=map_location)
@@ -96,11 +107,14 @@ class CheckpointError(FileLoadError):
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """The Lightning checkpoint at ``path``, read safely (:func:`~resnet_lightning.safe_load.safe_load`).
+    """The Lightning checkpoint at ``path``, read safely (:func:`~resnet_lightning.safe_load.safe_load`), once.
 
-    The tensors are memory-mapped, not read: hyperparameters and callback state cost
-    milliseconds. The archive's checksums are checked and the pickle may hold tensors
-    and plain data only, so a hostile file is refused before anything of it runs.
+    The tensors are memory-mapped (copy-on-write), not read: hyperparameters and callback
+    state cost milliseconds. The archive's checksums are checked and the pickle may hold
+    tensors and plain data only, so a hostile file is refused before anything of it runs.
+    The result is kept for the file's current version (its inode, size and modification
+    time): a command that looks at a checkpoint's hyperparameters, callback state and
+    weights, and then has Lightning restore it, reads the file once. Treat it as read-only.
 
     Args:
         path: A local checkpoint file.
@@ -111,6 +125,21 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     where = f"checkpoint '{os.fspath(path)}'"
     if os.path.exists(path) and not os.path.isfile(path):
         raise CheckpointError(f"{where} is not a file; pass a .ckpt file")
+    try:
+        version = os.stat(path)
+    except OSError:
+        version = None  # missing or unreadable: safe_load says which, in the user's words
+    if version is None:
+        return _read_checkpoint(os.fspath(path), where)
+    return _read_checkpoint_version(os.path.realpath(path), where, version.st_ino, version.st_size, version.st_mtime_ns)
+
+
+@lru_cache(maxsize=2)
+def _read_checkpoint_version(path: str, where: str, inode: int, size: int, mtime_ns: int) -> dict[str, Any]:
+    return _read_checkpoint(path, where)
+
+
+def _read_checkpoint(path: str, where: str) -> dict[str, Any]:
     try:
         checkpoint = safe_load(path, "checkpoint")
     except UnsafeFileError as error:
@@ -124,6 +153,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{where} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt file saved by a fit")
     return checkpoint
+
+
+def _on_cpu(map_location: Any) -> bool:
+    """Whether ``map_location`` leaves tensors on the CPU, as :func:`read_checkpoint` reads them (Lightning's default)."""
+    if callable(map_location):
+        probe = torch.empty(0)
+        return map_location(probe, "cpu") is probe
+    return map_location in (None, "cpu") or map_location == torch.device("cpu")
 
 
 def checkpoint_problem(path: str | os.PathLike) -> str | None:

@@ -196,3 +196,22 @@ def test_console_script_and_module_entry(tmp_path) -> None:
         assert extra.returncode == 0 and f"resnet-lightning {command}" in extra.stdout, extra.stderr
     module = run_cli("fit", "--help", cwd=tmp_path)
     assert module.returncode == 0 and "--model.arch" in module.stdout and "--checkpoint.dirpath" in module.stdout
+
+
+def test_jsonargparse_460_is_still_there_so_the_double_parse_stays() -> None:
+    """Fences ``ResNetLightningCLI._default_data_to_the_chosen_class`` (a second parse of the command line).
+
+    jsonargparse carries the default class's values over to the class the user names
+    (jsonargparse#460). When this test fails, jsonargparse has fixed it: delete the
+    workaround (and this test), and the double parse with it.
+    """
+    from jsonargparse import ArgumentParser
+    from lightning.pytorch import LightningDataModule
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_subclass_arguments(LightningDataModule, "data")
+    parser.set_defaults({"data": {"class_path": "resnet_lightning.data.DigitsDataModule"}})
+    chosen = parser.parse_args(["--data", "CIFAR10DataModule"]).data
+    assert chosen.class_path == "resnet_lightning.data.CIFAR10DataModule"
+    # Digits' batch_size and num_workers, not CIFAR-10's own 128 and 4: the bug is still there.
+    assert (chosen.init_args.batch_size, chosen.init_args.num_workers) == (64, 0)

@@ -79,6 +79,7 @@ class ResNetLightningCLI(LightningCLI):
         # Digits' batch_size 64 and num_workers 0 instead of CIFAR's own 128 and 4. A first
         # parse (without --print_config, which would print and exit) finds the chosen class;
         # with it as the default, the real parse starts from that class's own defaults.
+        # tests/test_cli.py::test_jsonargparse_460_is_still_there_so_the_double_parse_stays fails once it is fixed.
         if isinstance(args, dict):
             return
         argv = [str(arg) for arg in (sys.argv[1:] if args is None else args)]
