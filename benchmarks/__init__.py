@@ -12,4 +12,5 @@ BENCHMARKS = {
     "gpu": "benchmarks.gpu",
     "recipes": "benchmarks.recipes",
     "search": "benchmarks.search",
+    "house": "benchmarks.house",
 }

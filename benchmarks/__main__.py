@@ -1,4 +1,4 @@
-"""``python -m benchmarks [all|overhead|parity|data|scaling|gpu|recipes] [--quick] [--threads N]``.
+"""``python -m benchmarks [all|overhead|parity|data|scaling|gpu|recipes|search|house] [--quick] [--threads N]``.
 
 With no name (or ``all``) it runs the CPU suite, prints a Markdown table per
 benchmark, writes ``benchmarks/results/<name>.json`` and rewrites that
