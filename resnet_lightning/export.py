@@ -197,7 +197,7 @@ def _saved_preprocess(data_options: dict[str, Any], spec: dict[str, Any]) -> dic
     """``preprocess`` for a checkpoint saved before DataModules recorded it, from the DataModule's options."""
     if "eval_crop_size" not in data_options or not data_options.get("image_size"):
         return None  # not a DataModule over image files
-    from .data.image_folder import eval_sizes, preprocess_spec  # late: torchvision is slow to import
+    from .data.image_files import eval_sizes, preprocess_spec  # late: torchvision is slow to import
 
     resize, crop = eval_sizes(data_options["image_size"], data_options.get("eval_resize_size"), data_options.get("eval_crop_size"))
     return preprocess_spec("L" if data_options.get("grayscale") else "RGB", resize, crop, spec["mean"], spec["std"])

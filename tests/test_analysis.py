@@ -25,6 +25,7 @@ from resnet_lightning.analysis.shattered import (
 from resnet_lightning.callbacks import ErrorRateMonitor, GradientFlowMonitor
 from resnet_lightning.cli import cli_main
 from resnet_lightning.data import DigitsDataModule
+from resnet_lightning.errors import UsageError
 from resnet_lightning.tracking import read_offline_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,6 +204,27 @@ def test_every_count_option_is_checked_before_anything_runs(tmp_path, capsys, ar
     err = analyze_error(capsys, *args, *extra, "--output_dir", str(tmp_path / "out"), code=2)
     assert all(text in err for text in expected), err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--bogus"], ["analyze: unrecognized arguments: --bogus", "see `resnet-lightning analyze --help`"]),
+        (["lesion", "--bogus"], ["analyze lesion: unrecognized arguments: --bogus", "`resnet-lightning analyze lesion --help`"]),
+        (["lesn"], ["analyze: ", "invalid choice: 'lesn'", "did you mean lesion?"]),
+        ([], ["analyze: ", "lesion,shattered,degradation,gradient_flow", "not provided;"]),
+        (["lesion"], ["analyze lesion: ", "required: lesion.ckpt_path"]),
+        (["shattered", "--wandb", "maybe"], ["analyze shattered: --wandb 'maybe' is not true or false"]),
+        (["gradient_flow", "--runs"], ["analyze gradient_flow: argument --runs: expected at least one argument"]),
+    ],
+)
+def test_a_mistake_in_the_analyze_command_line_is_one_usage_line(capsys, args: list[str], expected: list[str]) -> None:
+    # The parsers raise UsageError themselves (exit_on_error=False), called directly as through the CLI.
+    with pytest.raises(UsageError) as caught:
+        main(args)
+    assert "\n" not in str(caught.value) and all(text in str(caught.value) for text in expected), caught.value
+    err = analyze_error(capsys, *args, code=2)
+    assert all(text in err for text in expected), err
 
 
 def test_files_and_directories_the_analyses_cannot_use(tmp_path, capsys) -> None:

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jsonargparse import ArgumentParser, Namespace
+from jsonargparse import ArgumentError, ArgumentParser, Namespace
 from lightning.pytorch import LightningDataModule
 
 from .. import data  # noqa: F401  (imports the DataModules so --data finds them by name)
-from ..cli_errors import UsageError
+from ..errors import UsageError, did_you_mean, one_line
 from ..tracking.outputs import write_csv
+from .errors import AnalysisInputError, AnalysisInputMissing
 
 # Each count option: (smallest value, what it means, an example). Checked before anything is read or computed.
 RANGES: dict[str, dict[str, tuple[int, str, int]]] = {
@@ -46,6 +47,7 @@ RANGES: dict[str, dict[str, tuple[int, str, int]]] = {
         "max_lag": (1, "an integer >= 1 and below --points", 32),
     },
 }
+ANALYSES = ("lesion", "shattered", "degradation", "gradient_flow")
 WANDB_PROJECT_FORBIDDEN = "/\\#?%:"  # W&B refuses project names with these, or over 128 characters
 
 
@@ -57,10 +59,10 @@ def _common(parser: ArgumentParser, name: str) -> None:
 
 def build_parser() -> ArgumentParser:
     """The ``analyze`` parser with its subcommands."""
-    parser = ArgumentParser(prog="resnet-lightning analyze", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(exit_on_error=False, prog="resnet-lightning analyze", description=__doc__.split("\n")[0])
     commands = parser.add_subcommands(dest="analysis")
 
-    lesion = ArgumentParser(description="Delete blocks from trained networks (Veit et al. 2016).")
+    lesion = ArgumentParser(exit_on_error=False, description="Delete blocks from trained networks (Veit et al. 2016).")
     lesion.add_argument("--ckpt_path", type=str, nargs="+", required=True, help="One or more checkpoints to compare.")
     lesion.add_subclass_arguments(LightningDataModule, "data", help="The DataModule to evaluate on, e.g. DigitsDataModule.")
     lesion.set_defaults({"data": {"class_path": "resnet_lightning.data.DigitsDataModule"}})
@@ -73,7 +75,7 @@ def build_parser() -> ArgumentParser:
     _common(lesion, "lesion")
     commands.add_subcommand("lesion", lesion)
 
-    shattered = ArgumentParser(description="Input gradients along a line at initialisation (Balduzzi et al. 2017).")
+    shattered = ArgumentParser(exit_on_error=False, description="Input gradients along a line at initialisation (Balduzzi et al. 2017).")
     shattered.add_argument("--depth", type=int, default=24, help="Layers of the feed-forward and the residual net (>= 1).")
     shattered.add_argument("--shallow_depth", type=int, default=1, help="Layers of the shallow reference net (0: none).")
     shattered.add_argument("--width", type=int, default=200, help="Units per layer (>= 1).")
@@ -83,14 +85,14 @@ def build_parser() -> ArgumentParser:
     _common(shattered, "shattered")
     commands.add_subcommand("shattered", shattered)
 
-    degradation = ArgumentParser(description="Error curves of plain vs residual nets (He et al. 2015, Fig. 1/6).")
+    degradation = ArgumentParser(exit_on_error=False, description="Error curves of plain vs residual nets (He et al. 2015, Fig. 1/6).")
     degradation.add_argument("--runs", type=str, nargs="+", required=True,
                              help="W&B run dirs or CSVLogger dirs (runs that are not fits, e.g. a test's, are skipped).")
     degradation.add_argument("--title", type=str, default="", help="Figure title.")
     _common(degradation, "degradation")
     commands.add_subcommand("degradation", degradation)
 
-    flow = ArgumentParser(description="Gradient norm per block over depth of finished runs, side by side.")
+    flow = ArgumentParser(exit_on_error=False, description="Gradient norm per block over depth of finished runs, side by side.")
     flow.add_argument("--runs", type=str, nargs="+", required=True, help="Run dirs holding gradient_flow.csv.")
     _common(flow, "gradient_flow")
     commands.add_subcommand("gradient_flow", flow)
@@ -121,7 +123,7 @@ def check_arguments(name: str, args: Namespace) -> None:
     for path in args.get("ckpt_path") or []:
         if not Path(path).is_file():
             what = "a directory" if Path(path).is_dir() else "no such file"
-            raise FileNotFoundError(f"--ckpt_path {path}: {what}; pass the path of a .ckpt file, e.g. RUN/version_0/checkpoints/last.ckpt")
+            raise AnalysisInputMissing(f"--ckpt_path {path}: {what}; pass the path of a .ckpt file, e.g. RUN/version_0/checkpoints/last.ckpt")
     _check_output_dir(Path(args.output_dir))
 
 
@@ -129,17 +131,25 @@ _WRONG_TYPE = re.compile(r'Parser key "(\w+)": Expected a <class \'(\w+)\'>\. Go
 _TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
 
 
-def _typed(err: UsageError, argv: list[str]) -> UsageError:
-    """jsonargparse's "Parser key "trials": Expected a <class 'int'>. Got value: abc" as the option, value and an example."""
-    match = _WRONG_TYPE.search(str(err))
-    name = next((a for a in argv if a in RANGES or a in ("degradation", "gradient_flow")), "")
-    if match is None:
-        return UsageError(str(err).replace("analyze [options] ", "analyze "))
-    option, kind, value = match.groups()
-    expected = RANGES.get(name, {}).get(option, (None, _TYPE_NAMES.get(kind, kind), None))
-    example = f", e.g. --{option} {expected[2]}" if expected[2] is not None else ""
-    return UsageError(f"analyze {name}: --{option} {value!r} is not {_TYPE_NAMES.get(kind, kind)}; expected {expected[1]}{example}")
+def usage_error(err: ArgumentError, argv: list[str]) -> UsageError:
+    """A parse error of the ``analyze`` parsers (built with ``exit_on_error=False``) as one line.
 
+    jsonargparse's "Parser key "trials": Expected a <class 'int'>. Got value: abc" becomes the
+    option, the value, what is expected and an example; any other error names the analysis
+    and its ``--help``.
+    """
+    message = " ".join(str(err).split())
+    name = next((a for a in argv if a in ANALYSES), "")
+    match = _WRONG_TYPE.search(message)
+    if match is not None:
+        option, kind, value = match.groups()
+        expected = RANGES.get(name, {}).get(option, (None, _TYPE_NAMES.get(kind, kind), None))
+        example = f", e.g. --{option} {expected[2]}" if expected[2] is not None else ""
+        return UsageError(f"analyze {name}: --{option} {value!r} is not {_TYPE_NAMES.get(kind, kind)}; expected {expected[1]}{example}")
+    command = f"analyze {name}".strip()
+    typed = next((a for a in argv if not a.startswith("-")), "")
+    hint = did_you_mean(typed, ANALYSES) if "invalid choice" in message else ""
+    return UsageError(one_line(f"{command}: {message.rstrip('.')}", hint, f"see `resnet-lightning {command} --help`"))
 
 def _check_output_dir(output: Path) -> None:
     """The results can be written to ``output``: it is (or can be created as) a writable directory."""
@@ -163,7 +173,7 @@ def _batches(datamodule: LightningDataModule, split: str, limit: int | None) -> 
             break
         batches.append((images, labels))
     if not batches:
-        raise ValueError(f"the {type(datamodule).__name__} {split} split is empty; choose --split test or val")
+        raise AnalysisInputError(f"the {type(datamodule).__name__} {split} split is empty; choose --split test or val")
     return batches
 
 
@@ -174,12 +184,12 @@ def _run_lesion(args: Namespace, datamodule: LightningDataModule) -> tuple[Any, 
     modules = []
     for path in args.ckpt_path:
         if not Path(path).is_file():
-            raise FileNotFoundError(f"--ckpt_path {path}: no such checkpoint; pass the path of a .ckpt file")
+            raise AnalysisInputMissing(f"--ckpt_path {path}: no such checkpoint; pass the path of a .ckpt file")
         module = ResNetClassifier.load_from_checkpoint(path, map_location="cpu")
         hp = module.hparams
         expected = (getattr(datamodule, "in_channels", hp.in_channels), getattr(datamodule, "num_classes", hp.num_classes))
         if (hp.in_channels, hp.num_classes) != expected:  # checked before any data is read
-            raise ValueError(
+            raise AnalysisInputError(
                 f"{path} was trained for {hp.in_channels} input channels and {hp.num_classes} classes, but "
                 f"{type(datamodule).__name__} has {expected[0]} and {expected[1]}; pass the --data it was trained on"
             )
@@ -224,7 +234,7 @@ def _run_degradation(args: Namespace) -> tuple[Any, list[str], list[list[Any]], 
 
     runs, skipped = read_fits(args.runs)
     if not runs:
-        raise ValueError(
+        raise AnalysisInputError(
             f"none of the {len(args.runs)} --runs is a fit: {', '.join(skipped)}; pass the run directories of fits, "
             "e.g. RUN/version_0/wandb/offline-run-*"
         )
@@ -269,7 +279,7 @@ def _log_to_wandb(
 ) -> None:
     import wandb
 
-    from ..tracking.wandb_setup import init_or_offline, resolve_wandb_mode
+    from ..tracking.wandb_online import init_or_offline, resolve_wandb_mode
 
     resolve_wandb_mode(save_dir=png.parent)
     # An explicit dir: the run goes beside the PNG (<output_dir>/wandb/), whatever wandb cached earlier.
@@ -290,8 +300,8 @@ def main(argv: list[str]) -> None:
     parser = build_parser()
     try:
         config = parser.parse_args(argv)
-    except UsageError as err:
-        raise _typed(err, argv) from None
+    except ArgumentError as err:  # exit_on_error=False: a mistake in the command line comes here
+        raise usage_error(err, argv) from None
     name = config.analysis
     args = config[name]
     check_arguments(name, args)

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from .errors import AnalysisInputError, AnalysisInputMissing
+
 
 @dataclass
 class Curves:
@@ -74,7 +76,7 @@ def _curves(config: dict[str, Any], rows: Sequence[dict[str, Any]], source: str 
                 if error is not None:
                     target[epoch] = error
         except (TypeError, ValueError):
-            raise ValueError(
+            raise AnalysisInputError(
                 f"{source}, row {number}: epoch {row.get('epoch')!r} or an error/acc value is not a number; "
                 "pass runs written by `resnet-lightning fit` (W&B or CSVLogger)"
             ) from None
@@ -99,7 +101,7 @@ def read_curves(path: str | Path) -> Curves:
     path = Path(path)
     if not path.is_dir():
         pattern = " (a shell pattern that matched nothing?)" if any(c in str(path) for c in "*?[") else ""
-        raise FileNotFoundError(
+        raise AnalysisInputMissing(
             f"--runs {path}: no such directory{pattern}; pass W&B run directories (.../wandb/offline-run-*) or "
             "CSVLogger version directories"
         )
@@ -110,7 +112,7 @@ def read_curves(path: str | Path) -> Curves:
             run = read_offline_run(path)
         except (RuntimeError, ValueError) as err:  # wandb's reader failed, or wrote what is not JSON
             first = (str(err).strip().splitlines() or [""])[-1]
-            raise ValueError(f"--runs {path}: cannot read this W&B run ({first}); is its run-*.wandb file whole?") from None
+            raise AnalysisInputError(f"--runs {path}: cannot read this W&B run ({first}); is its run-*.wandb file whole?") from None
         curves = _curves(run.config, run.history, str(path))
         curves.run, curves.job_type = run.run_id or str(path), run.job_type
         return curves
@@ -121,11 +123,11 @@ def read_curves(path: str | Path) -> Curves:
             with open(path / "metrics.csv", newline="") as f:
                 rows = list(csv.DictReader(f))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, csv.Error) as err:
-            raise ValueError(f"--runs {path}: cannot read its metrics.csv or hparams.yaml ({' '.join(str(err).split())})") from None
+            raise AnalysisInputError(f"--runs {path}: cannot read its metrics.csv or hparams.yaml ({' '.join(str(err).split())})") from None
         curves = _curves(config if isinstance(config, dict) else {}, rows, str(path / "metrics.csv"))
         curves.run = str(path)
         return curves
-    raise FileNotFoundError(
+    raise AnalysisInputMissing(
         f"--runs {path} is neither a W&B run directory (run-*.wandb inside) nor a CSVLogger directory (metrics.csv "
         "inside); pass e.g. RUN/version_0/wandb/offline-run-* or RUN/version_0"
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .errors import AnalysisInputError, AnalysisInputMissing
 from .over_depth import draw_over_depth
 
 
@@ -55,7 +56,7 @@ def read_gradient_flow(path: str | Path) -> GradientFlow:
     path = Path(path)
     if not path.is_dir():
         pattern = " (a shell pattern that matched nothing?)" if any(c in str(path) for c in "*?[") else ""
-        raise FileNotFoundError(f"--runs {path}: no such directory{pattern}; pass run directories holding gradient_flow.csv")
+        raise AnalysisInputMissing(f"--runs {path}: no such directory{pattern}; pass run directories holding gradient_flow.csv")
     for directory in (path, path / "files"):
         csv_path = directory / "gradient_flow.csv"
         if csv_path.is_file():
@@ -64,14 +65,14 @@ def read_gradient_flow(path: str | Path) -> GradientFlow:
                     rows = list(csv.reader(f))[1:]
                 steps, norms = [int(r[0]) for r in rows], [[float(v) for v in r[1:]] for r in rows]
             except (OSError, UnicodeDecodeError, csv.Error, ValueError, IndexError) as err:
-                raise ValueError(
+                raise AnalysisInputError(
                     f"{csv_path} is not a gradient-flow table (step, then one norm per block, per row): "
                     f"{' '.join(str(err).split())}; pass runs written by GradientFlowMonitor"
                 ) from None
             if not rows:
-                raise ValueError(f"{csv_path} holds no rows; the run logged no gradient flow (did it train a step?)")
+                raise AnalysisInputError(f"{csv_path} holds no rows; the run logged no gradient flow (did it train a step?)")
             return GradientFlow(_label(directory), steps, norms)
-    raise FileNotFoundError(
+    raise AnalysisInputMissing(
         f"no gradient_flow.csv in {path} or {path / 'files'}; train with the GradientFlowMonitor callback "
         f"(configs/wandb/logger.yaml has it) and a logger"
     )

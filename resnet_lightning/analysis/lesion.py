@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..models.residual import block_inputs, residual_blocks, structured_blocks
+from .errors import AnalysisInputError
 
 
 @dataclass
@@ -86,7 +87,7 @@ def replacements(network: nn.Module, sample: torch.Tensor) -> dict[int, nn.Modul
         sample: One input batch (its shapes decide which plain blocks keep the shape).
     """
     if not residual_blocks(network):
-        raise ValueError(
+        raise AnalysisInputError(
             f"{type(network).__name__} has no blocks() method, so there are no blocks to delete; "
             f"the lesion study needs a resnet_lightning ResNet (or a model with blocks())"
         )

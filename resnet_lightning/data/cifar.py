@@ -26,11 +26,16 @@ from torchvision import datasets
 from torchvision.transforms import v2
 from typing_extensions import override
 
-from resnet_lightning.data.base import ArrayDataModule, check_labels
+from resnet_lightning.data.arrays import ArrayDataModule
 from resnet_lightning.data.augment import BatchCompose
+from resnet_lightning.data.checks import check_labels
 from resnet_lightning.data.device import RandomCropFlip
 from resnet_lightning.data.errors import DataError
-from resnet_lightning.data.transforms import batch_augments, check_policy_options, train_transform
+from resnet_lightning.data.transforms import (
+    batch_augments,
+    check_policy_options,
+    train_transform,
+)
 
 # Per-channel mean and standard deviation of the 50,000 training images' pixels in [0, 1].
 # (The often-copied CIFAR-10 std (0.2023, 0.1994, 0.2010) is something else: a mean of per-image stds.)

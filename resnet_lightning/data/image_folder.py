@@ -1,184 +1,43 @@
-"""Your own images: any folder of class sub-folders, and what every image-file DataModule shares.
+"""Your own images: any folder of class sub-folders.
 
-``ImageFilesDataModule`` is the one place for the options and transforms of datasets
-read from image files (sizes, FixRes, augmentation policy, random erasing):
-``ImageNetDataModule`` and ``ImageFolderDataModule`` both take them from it, so an
-option added there reaches both. ``ImageFolderDataModule`` reads any tree::
+``ImageFolderDataModule`` reads any tree::
 
     DIR/train/<class>/*.png   [DIR/val/<class>/...]   [DIR/test/<class>/...]
     DIR/<class>/*.png                                  (split into train/val/test by seed)
 
 ``python -m resnet_lightning.data.digit_images DIR`` writes a small such tree of real
-images (scikit-learn's digits as PNG files) to try it on. How files are listed (each
-real file once) and read (any format and mode, to RGB or L) is ``data/images.py``.
+images (scikit-learn's digits as PNG files) to try it on. The options and transforms
+it shares with ImageNet are ``data/image_files.py``; how files are listed (each real
+file once) and read (any format and mode, to RGB or L) is ``data/images.py``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
-from torch import Tensor
-from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from typing_extensions import override
 
-from resnet_lightning.data.base import BaseDataModule, check_readable
+from resnet_lightning.data.checks import check_readable
 from resnet_lightning.data.errors import DataConfigError, DataError
-from resnet_lightning.data.images import (  # ImageDecodeError and load_image: also importable from here
+from resnet_lightning.data.image_files import ImageFiles, ImageFilesDataModule
+from resnet_lightning.data.images import (
     IMAGE_EXTENSIONS,
-    PREPROCESS_RULES,
     ImageDecodeError,
     can_open,
+    class_files,
+    folder_names,
     is_image,
     load_image,
     walk_files,
     warn,
     warn_skipped,
 )
-from resnet_lightning.data.transforms import (
-    check_fixres_sizes,
-    check_policy_options,
-    imagenet_eval_transform,
-    imagenet_train_transform,
-)
 
 STATS_SAMPLES = 2000  # training images read to compute mean/std (all of them below this)
-
-
-class ImageFilesDataModule(BaseDataModule):
-    """What DataModules over image files share: the input sizes, augmentation and the two transforms.
-
-    Training: RandomResizedCrop(``train_crop_size``) and a horizontal flip (torchvision's
-    ResNet recipe), the ``auto_augment`` policy, normalisation, ``random_erasing``.
-    Evaluation: the shorter side resized to ``eval_resize_size``, the centre
-    ``eval_crop_size`` crop, normalisation (see ``data/transforms.py``). A subclass calls
-    :meth:`build_transforms` with its mean and std once it knows them.
-
-    Args:
-        image_size: Side of the square images fed to the model; the default of the three sizes below.
-        train_crop_size: Training crop side; None: ``image_size``.
-        eval_resize_size: Shorter side after the evaluation resize; None: ``eval_crop_size * 256 / 224``.
-        eval_crop_size: Evaluation centre-crop side; None: ``image_size``.
-        auto_augment: ``trivialaugment``, ``randaugment``, ``autoaugment`` or ``none``.
-        random_erasing: Probability of erasing a random rectangle of each training image; 0 is off.
-        **kwargs: ``BaseDataModule``'s loader options (``batch_size``, ``num_workers``, ...).
-    """
-
-    train_transform: Callable[[Any], Tensor]
-    eval_transform: Callable[[Any], Tensor]
-
-    def __init__(
-        self,
-        image_size: int = 224,
-        train_crop_size: int | None = None,
-        eval_resize_size: int | None = None,
-        eval_crop_size: int | None = None,
-        auto_augment: str = "none",
-        random_erasing: float = 0.0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if image_size < 1:
-            raise DataConfigError(f"image_size={image_size} must be a positive number of pixels, e.g. 224")
-        self.image_size = image_size
-        self.train_crop_size = image_size if train_crop_size is None else train_crop_size
-        self.eval_resize_size, self.eval_crop_size = eval_sizes(image_size, eval_resize_size, eval_crop_size)
-        check_fixres_sizes(self.train_crop_size, self.eval_resize_size, self.eval_crop_size)
-        check_policy_options(auto_augment, random_erasing)
-        self.auto_augment = auto_augment
-        self.random_erasing = random_erasing
-
-    def build_transforms(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        """Set ``train_transform`` and ``eval_transform`` for images normalised with ``mean`` and ``std``."""
-        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
-        self.train_transform = imagenet_train_transform(
-            self.train_crop_size, self.mean, self.std, self.auto_augment, self.random_erasing
-        )
-        self.eval_transform = imagenet_eval_transform(self.eval_resize_size, self.eval_crop_size, self.mean, self.std)
-
-    @property
-    def _mode(self) -> str:
-        return "RGB"  # the PIL mode images are converted to
-
-    def preprocess(self) -> dict[str, Any]:
-        """The evaluation transform as plain values (:func:`preprocess_spec`), for the metadata of exports."""
-        return preprocess_spec(self._mode, self.eval_resize_size, self.eval_crop_size, self.mean, self.std)
-
-    @override
-    def state_dict(self) -> dict[str, Any]:
-        # Saved in every checkpoint: an export writes it into the file's metadata.
-        return {"preprocess": self.preprocess()} if getattr(self, "mean", None) is not None else {}
-
-
-def eval_sizes(image_size: int, eval_resize_size: int | None = None, eval_crop_size: int | None = None) -> tuple[int, int]:
-    """``(resize, crop)`` of the evaluation transform: the crop defaults to ``image_size``, the resize to crop * 256 / 224."""
-    crop = image_size if eval_crop_size is None else eval_crop_size
-    return (round(crop * 256 / 224) if eval_resize_size is None else eval_resize_size), crop  # He et al. 2015: 256 for 224
-
-
-def preprocess_spec(mode: str, resize: int, crop: int, mean: Sequence[float], std: Sequence[float]) -> dict[str, Any]:
-    """The evaluation transform, step by step, as plain values: what an export's user does to an image file.
-
-    ``eval_transform(load_image(path, mode))`` is exactly: the rules of ``data/images.py``
-    (``PREPROCESS_RULES``) to ``mode``; the shorter side resized to ``resize`` (the longer
-    to ``int(resize * longer / shorter)``) by PIL's bilinear ``Image.resize``; the centre
-    ``crop`` x ``crop`` (offsets ``round((resized - crop) / 2)``); pixels / 255; minus
-    ``mean``, divided by ``std``, per channel; ``(C, H, W)`` float32.
-    """
-    return {
-        **PREPROCESS_RULES,
-        "mode": mode,
-        "resize": resize,
-        "resize_rule": "shorter side to resize, longer side to int(resize * longer / shorter)",
-        "interpolation": "bilinear (PIL Image.resize with Image.BILINEAR, which antialiases)",
-        "crop": crop,
-        "crop_rule": "centre crop x crop: left = round((width - crop) / 2), top = round((height - crop) / 2)",
-        "scale": "pixels / 255",
-        "mean": list(mean),
-        "std": list(std),
-        "layout": "(N, C, H, W) float32, channels in the mode's order",
-    }
-
-
-class ImageFiles(Dataset):
-    """``(image, label)`` from a list of image files; ``paths`` names them (predictions use it).
-
-    Args:
-        paths: Image files.
-        labels: Class index of each; -1 for unlabelled images (prediction).
-        transform: PIL image to tensor.
-        mode: PIL mode the images are converted to (``"RGB"`` or ``"L"``).
-        report_unreadable: Instead of raising :class:`ImageDecodeError` for a file that
-            cannot be read, yield ``(blank image, label, what is wrong)``; readable files
-            then yield ``(image, label, "")``. For prediction: every file gets a row.
-    """
-
-    def __init__(
-        self, paths: Sequence[Path], labels: Sequence[int], transform: Callable[[Any], Tensor], mode: str = "RGB",
-        report_unreadable: bool = False,
-    ) -> None:
-        self.paths = list(paths)
-        self.labels = list(labels)
-        self.transform = transform
-        self.mode = mode
-        self.report_unreadable = report_unreadable
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int] | tuple[Tensor, int, str]:
-        if not self.report_unreadable:
-            return self.transform(load_image(self.paths[index], self.mode)), self.labels[index]
-        try:
-            return self.transform(load_image(self.paths[index], self.mode)), self.labels[index], ""
-        except ImageDecodeError as err:
-            blank = self.transform(Image.new(self.mode, (1, 1)))  # the shape of the others; its prediction is dropped
-            return blank, self.labels[index], err.problem
 
 
 class ImageFolderDataModule(ImageFilesDataModule):
@@ -208,8 +67,6 @@ class ImageFolderDataModule(ImageFilesDataModule):
             ``auto_augment``, ...) and ``BaseDataModule``'s loader options (``batch_size``, ...).
     """
 
-    # val_fraction, test_fraction and seed default as DigitsDataModule's: jsonargparse carries the
-    # default DataModule's values of same-named options over to a --data class given on the command line.
     def __init__(
         self,
         data_dir: str = "data/images",
@@ -366,7 +223,7 @@ def class_folders(folder: Path) -> list[str]:
             "Point --data.data_dir at it (python -m resnet_lightning.data.digit_images DIR makes one)"
         )
     check_readable(folder)
-    names = sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
+    names = [name for name in folder_names(folder) if not name.startswith(".")]  # hidden folders are no class
     if not names:
         loose = sum(1 for entry in os.scandir(folder) if entry.is_file() and is_image(entry.name))
         found = f" (it holds {loose} images directly; move each into a folder named after its class)" if loose else ""
@@ -383,7 +240,7 @@ def list_images(
 
     A class folder without images is an error; other files in class folders are skipped
     with one warning naming them. Links to a file or folder already counted (here or in
-    ``seen``) are skipped and noted in ``skipped`` (see :func:`~resnet_lightning.data.images.walk_files`).
+    ``seen``) are skipped and noted in ``skipped`` (see :func:`~resnet_lightning.data.images.class_files`).
     """
     unknown = sorted(set(class_folders(folder)) - set(classes))
     if unknown:
@@ -391,14 +248,11 @@ def list_images(
             f"{folder} has class folders the training set does not: {', '.join(unknown[:5])}; "
             "train/, val/ and test/ must use the same class names"
         )
-    seen = {} if seen is None else seen
-    skipped = [] if skipped is None else skipped
-    present = [name for name in classes if (folder / name).is_dir()]  # a val/ or test/ may lack a class
-    items, empty, others = [], [], []
-    for name in present:
-        avoid = [folder / other for other in present if other != name]  # a link to another class is not this class
-        files, notes = walk_files(folder / name, lambda n: not n.startswith("."), seen, avoid)
+    found, notes = class_files(folder, classes, lambda n: not n.startswith("."), seen)
+    if skipped is not None:
         skipped += notes
+    items, empty, others = [], [], []
+    for name, files in found.items():
         images = [path for path in files if is_image(path.name)]
         others += [path for path in files if not is_image(path.name)]
         if not images:
@@ -463,3 +317,4 @@ def _split(items: list[tuple[Path, int]], fraction: float, seed: int) -> tuple[l
         held += [members[i] for i in order[:n]]
         kept += [members[i] for i in order[n:]]
     return sorted(kept), sorted(held)
+

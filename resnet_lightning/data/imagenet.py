@@ -12,11 +12,18 @@ from torchvision.datasets import imagenet as tv_imagenet
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from typing_extensions import override
 
-from resnet_lightning.data.base import check_readable
+from resnet_lightning.data.checks import check_readable
 from resnet_lightning.data.errors import DataConfigError, DataError
+from resnet_lightning.data.image_files import ImageFilesDataModule
+from resnet_lightning.data.images import (
+    class_files,
+    folder_names,
+    is_image,
+    load_image,
+    walk_files,
+    warn_skipped,
+)
 from resnet_lightning.data.staging import stage_into_place
-from resnet_lightning.data.image_folder import ImageFilesDataModule, load_image
-from resnet_lightning.data.images import is_image, walk_files, warn_skipped
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # torchvision's names for the official archives, which it checks by md5 before extracting.
@@ -70,7 +77,7 @@ class ImageNetDataModule(ImageFilesDataModule):
         self.in_channels = 3
         self.class_names: list[str] | None = None  # set by setup()
         # Known here, before setup, because the CLI builds the model from it.
-        found = _class_folders(self.data_dir / "train") if (self.data_dir / "train").is_dir() else None
+        found = folder_names(self.data_dir / "train") if (self.data_dir / "train").is_dir() else None
         if found == []:
             raise DataError(
                 f"{self.data_dir / 'train'} has no class folders; expected {self.data_dir}/train/<class>/<image> "
@@ -148,7 +155,7 @@ class ImageNetDataModule(ImageFilesDataModule):
     def _folder(self, split: str) -> Dataset:
         folder = self.data_dir / split
         transform = self.train_transform if split == "train" else self.eval_transform
-        classes = _class_folders(self.data_dir / "train")
+        classes = folder_names(self.data_dir / "train")
         try:
             if (self.data_dir / tv_imagenet.META_FILE).is_file():
                 # The extracted archives: torchvision's ImageNet adds the human-readable
@@ -157,7 +164,7 @@ class ImageNetDataModule(ImageFilesDataModule):
             else:
                 dataset = _ImageFolder(folder, classes, transform=transform, loader=load_image)
         except FileNotFoundError as err:  # torchvision: "Found no valid file for the classes ..."
-            empty = [str(folder / name) for name in _class_folders(folder) if not _has_image(folder / name)]
+            empty = [str(folder / name) for name in folder_names(folder) if not _has_image(folder / name)]
             if not empty:
                 raise
             raise DataError(
@@ -188,7 +195,7 @@ class _ImageFolder(datasets.ImageFolder):
 
     @override
     def find_classes(self, directory: str | os.PathLike[str]) -> tuple[list[str], dict[str, int]]:
-        unknown = sorted(set(_class_folders(Path(directory))) - set(self._given_classes))
+        unknown = sorted(set(folder_names(Path(directory))) - set(self._given_classes))
         if unknown:
             raise DataError(
                 f"{directory} has class folders that the training set does not: {', '.join(unknown[:5])}"
@@ -201,24 +208,13 @@ class _ImageFolder(datasets.ImageFolder):
         # A class train/ has and this split lacks is fine; torchvision would call it
         # empty. A folder that exists but holds no image is still an error. Each real file
         # is counted once: a symlink loop or a second link is skipped, with one warning.
-        root = Path(directory)
-        present = {name: index for name, index in class_to_idx.items() if (root / name).is_dir()}
-        samples, skipped, seen, empty = [], [], {}, []
-        for name, index in present.items():
-            files, notes = walk_files(root / name, is_image, seen, avoid=[root / other for other in present if other != name])
-            samples += [(str(path), index) for path in files]
-            skipped += notes
-            if not files:
-                empty.append(name)
+        found, skipped = class_files(Path(directory), class_to_idx, is_image)
+        samples = [(str(path), class_to_idx[name]) for name, files in found.items() for path in files]
+        empty = [name for name, files in found.items() if not files]
         warn_skipped(skipped)
         if empty and not allow_empty:
             raise FileNotFoundError(f"Found no valid file for the classes {', '.join(sorted(empty))}")  # as torchvision
         return samples
-
-
-def _class_folders(folder: Path) -> list[str]:
-    """Sorted names of the sub-folders of ``folder``, as torchvision's ``find_classes`` sees them."""
-    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
 
 
 def _has_image(folder: Path) -> bool:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
-from torchvision.datasets.folder import IMG_EXTENSIONS
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
 from resnet_lightning.data.errors import DataError
 
@@ -221,6 +221,39 @@ def walk_files(
         stack.extend(reversed(folders))
     return sorted(files), notes
 
+
+def folder_names(folder: Path) -> list[str]:
+    """The sorted names of the sub-folders of ``folder`` (links to folders too), as torchvision's
+    ``find_classes`` lists them; ``[]`` where there are none."""
+    try:
+        return find_classes(folder)[0]
+    except FileNotFoundError:  # torchvision: "Couldn't find any class folder in ..."
+        return []
+
+
+def class_files(
+    root: Path, classes: Iterable[str], keep: Callable[[str], bool], seen: dict | None = None
+) -> tuple[dict[str, list[Path]], list[str]]:
+    """The files of each class folder ``root/<class>/`` there is, by :func:`walk_files`; a link from one
+    class folder into another is not followed, so a file belongs to one class only.
+
+    Args:
+        root: The split's folder.
+        classes: The class names; those without a folder under ``root`` are left out.
+        keep: Which file names to list.
+        seen: As for :func:`walk_files`: share it between splits so a file is in one split only.
+
+    Returns:
+        ``{class: files}`` in the order of ``classes``, and the notes of the links skipped.
+    """
+    seen = {} if seen is None else seen
+    present = [name for name in classes if (root / name).is_dir()]  # a val/ or test/ may lack a class
+    files: dict[str, list[Path]] = {}
+    notes: list[str] = []
+    for name in present:
+        files[name], skipped = walk_files(root / name, keep, seen, avoid=[root / other for other in present if other != name])
+        notes += skipped
+    return files, notes
 
 def warn(message: str) -> None:
     """Print ``resnet-lightning: warning: <message>`` to stderr, on rank zero only."""

@@ -13,7 +13,8 @@ from torchvision.datasets.mnist import read_image_file, read_label_file
 from torchvision.transforms import v2
 from typing_extensions import override
 
-from resnet_lightning.data.base import ArrayDataModule, check_labels
+from resnet_lightning.data.arrays import ArrayDataModule
+from resnet_lightning.data.checks import check_labels
 from resnet_lightning.data.errors import DataError
 
 # Over the 60,000 training images, the figures every MNIST example uses.

@@ -17,7 +17,6 @@ get the same switches with the same meaning:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 import torch
@@ -25,6 +24,7 @@ from torchvision.transforms import v2
 
 from resnet_lightning.data.augment import BatchPolicy, BatchRandomErasing
 from resnet_lightning.data.errors import DataConfigError
+from resnet_lightning.errors import did_you_mean, one_line
 
 POLICIES = ("none", "trivialaugment", "randaugment", "autoaugment")
 
@@ -32,11 +32,10 @@ POLICIES = ("none", "trivialaugment", "randaugment", "autoaugment")
 def check_policy_options(auto_augment: str, random_erasing: float) -> None:
     """Raise a one-line ``DataConfigError`` for an unknown policy name or an erasing probability outside [0, 1]."""
     if auto_augment not in POLICIES:
-        close = difflib.get_close_matches(str(auto_augment).lower(), POLICIES, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        hint = did_you_mean(f"'{auto_augment}'", [f"'{name}'" for name in POLICIES])  # names quoted, as in the message
         raise DataConfigError(
-            f"unknown auto_augment policy '{auto_augment}'; {hint}choose one of {', '.join(POLICIES)} "
-            "(e.g. --data.auto_augment trivialaugment)"
+            one_line(f"unknown auto_augment policy '{auto_augment}'", hint, f"choose one of {', '.join(POLICIES)} "
+                     "(e.g. --data.auto_augment trivialaugment)")
         )
     if not 0.0 <= random_erasing <= 1.0:
         raise DataConfigError(

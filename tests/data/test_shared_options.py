@@ -45,6 +45,8 @@ def _entry(text: str, option: str) -> str:
         ("MNISTDataModule", ARRAY, 128, 4, True),
         ("DigitsDataModule", ("val_fraction", "test_fraction", "seed"), 64, 0, True),
         ("ImageNetDataModule", ("data_dir", "image_size", "num_classes"), 32, 8, False),
+        ("ImageFolderDataModule", ("data_dir", "val_fraction", "test_fraction", "seed", "image_size", "auto_augment"),
+         128, 4, True),
     ],
 )
 def test_help_lists_the_options_passed_on_through_kwargs(
@@ -62,6 +64,20 @@ def test_help_lists_the_options_passed_on_through_kwargs(
     assert _entry(text, "persistent_workers").startswith("Keep workers alive between epochs")
     # ImageNet passes on_device=False itself, so jsonargparse must not offer it.
     assert ("--data.on_device" in text) is on_device
+
+
+def test_a_named_image_folder_starts_from_its_own_defaults(capsys) -> None:
+    # ImageFolderDataModule's split options share their names with DigitsDataModule's (the default
+    # --data): the CLI starts a named class from its own defaults (jsonargparse#460), so its defaults
+    # need not copy Digits'. Its loader options differ from Digits' and show which class's were used.
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["fit", "--data", "ImageFolderDataModule", "--print_config"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
+    assert "class_path: resnet_lightning.data.ImageFolderDataModule" in printed
+    for line in ("data_dir: data/images", "val_fraction: 0.1", "test_fraction: 0.2", "seed: 42",
+                 "batch_size: 128", "num_workers: 4"):
+        assert f"    {line}\n" in printed, line
 
 
 def test_command_line_values_reach_the_base_class_and_the_hyperparameters(tmp_path, monkeypatch) -> None:
