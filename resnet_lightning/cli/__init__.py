@@ -18,33 +18,8 @@ from typing import Any
 
 from ..console import error_line
 from ..errors import debug_requested
+from .commands import COMMANDS
 from .user_errors import user_message
-
-# Commands beside LightningCLI's fit/validate/test/predict: name -> (module:function(argv), help).
-COMMANDS = {
-    "plugins": (
-        "resnet_lightning.plugin_status:main",
-        "list the installed blocks and architectures, each checked in its own process "
-        "(--check: the full plugin contract)",
-    ),
-    "analyze": (
-        "resnet_lightning.analysis.command:main",
-        "lesion study, shattered gradients, degradation and gradient-flow plots (PNG + CSV/JSON)",
-    ),
-    "dashboard": (
-        "resnet_lightning.tracking.dashboard:main",
-        "save a W&B workspace laying out every metric the framework logs",
-    ),
-    "search": (
-        "resnet_lightning.search.command:main",
-        "architecture and hyperparameter search over the registry on Optuna (trials are ordinary fits)",
-    ),
-    "export": (
-        "resnet_lightning.export:main",
-        "export a trained checkpoint to ONNX or torch.export (.pt2), checked against the eager model",
-    ),
-}
-
 
 def cli_main(args: Sequence[str] | None = None, run: bool = True) -> Any:
     """Run one command line; ``args`` as a list lets tests drive the real CLI from Python.

@@ -30,7 +30,7 @@ from ..errors import UsageError, debug_requested
 from ..models.pretrained import WeightsError, is_weights_file, read_weights_file
 from ..module import ModelConfigError, ResNetClassifier
 from ..tracking import LoggerSaveConfigCallback, prepare_wandb_logger, start_wandb_runs
-from . import COMMANDS
+from .commands import COMMANDS
 from .checkpoint_options import (
     EVALUATION_KEYS,
     check_linked_hyperparameters,

@@ -19,6 +19,7 @@ import yaml
 from ..config_limits import ConfigTooLargeError, check_yaml_size, limited_yaml_load
 from ..console import PROG
 from ..errors import UsageError, did_you_mean, one_line
+from .commands import COMMANDS
 from .user_errors import exception_chain
 
 # The base class of what a class-path option takes, by the option's last name.
@@ -81,8 +82,6 @@ def parse_error(exc: BaseException, argv: Sequence[str], parsers: dict[str, Any]
             "command line or the config (another DataModule, e.g. --data CIFAR10DataModule, brings its own)"
         )
     if (m := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", str(innermost))) is not None:
-        from . import COMMANDS  # the commands beside LightningCLI's
-
         commands = [*re.findall(r"'(\w+)'", m[2]), *COMMANDS]
         return UsageError(
             one_line(f"unknown command {m[1]!r}", did_you_mean(m[1], commands), f"the commands are {', '.join(commands)}")

@@ -1,0 +1,32 @@
+"""The commands beside LightningCLI's ``fit``/``validate``/``test``/``predict``, by name.
+
+:func:`resnet_lightning.cli.cli_main` imports a command's module only when it runs, so
+``plugins`` starts without importing Lightning. Each module's ``main(argv)`` returns the
+exit status (None or 0: success) and raises a :class:`~resnet_lightning.errors.UserError`
+for what the user can fix.
+"""
+
+# Commands beside LightningCLI's fit/validate/test/predict: name -> (module:function(argv), help).
+COMMANDS = {
+    "plugins": (
+        "resnet_lightning.plugin_status:main",
+        "list the installed blocks and architectures, each checked in its own process "
+        "(--check: the full plugin contract)",
+    ),
+    "analyze": (
+        "resnet_lightning.analysis.command:main",
+        "lesion study, shattered gradients, degradation and gradient-flow plots (PNG + CSV/JSON)",
+    ),
+    "dashboard": (
+        "resnet_lightning.tracking.dashboard:main",
+        "save a W&B workspace laying out every metric the framework logs",
+    ),
+    "search": (
+        "resnet_lightning.search.command:main",
+        "architecture and hyperparameter search over the registry on Optuna (trials are ordinary fits)",
+    ),
+    "export": (
+        "resnet_lightning.export:main",
+        "export a trained checkpoint to ONNX or torch.export (.pt2), checked against the eager model",
+    ),
+}
