@@ -21,9 +21,8 @@ from lightning.pytorch.utilities import grad_norm
 from torch import nn
 from typing_extensions import override
 
-from ..analysis.over_depth import plot_over_depth
 from ..models.residual import find_network, structured_blocks
-from ..tracking.outputs import save_figure, save_table
+from .over_depth import log_step, save_over_depth
 
 
 def _grad_norm(module: nn.Module) -> float | None:
@@ -78,20 +77,14 @@ class GradientFlowMonitor(L.Callback):
         values = [n if n is not None else float("nan") for n in norms]
         self.history.append((trainer.global_step, values))
         metrics = {f"grad_norm/{name}": v for (name, _), v in zip(self._modules, values) if not math.isnan(v)}
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+        log_step(trainer, metrics)
 
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.plot or not self.history or not trainer.is_global_zero:
             return
-        names = [name for name, _ in self._modules]
-        save_table(
-            trainer, "diagnostics/gradient_flow_table", ["step", *names],
-            [[step, *values] for step, values in self.history], "gradient_flow.csv",
-        )
         title = f"{type(find_network(pl_module) or pl_module).__name__} {_model_label(pl_module)}"
-        save_figure(trainer, "diagnostics/gradient_flow", plot_over_depth(self.history, "gradient norm", title), "gradient_flow.png")
+        save_over_depth(trainer, "gradient_flow", [name for name, _ in self._modules], self.history, "gradient norm", title)
 
 
 def _model_label(pl_module: L.LightningModule) -> str:

@@ -13,10 +13,9 @@ import lightning as L
 import torch
 from typing_extensions import override
 
-from ..analysis.over_depth import plot_over_depth
 from ..analysis.residual_ratio import residual_ratios
 from ..models.residual import find_network
-from ..tracking.outputs import save_figure, save_table
+from .over_depth import log_step, save_over_depth
 
 
 class ResidualBranchMonitor(L.Callback):
@@ -57,16 +56,13 @@ class ResidualBranchMonitor(L.Callback):
         self.block_indices = sorted(ratios)
         self.history.append((trainer.global_step, [ratios[i] for i in self.block_indices]))
         metrics = {f"residual_ratio/block_{i:02d}": v for i, v in ratios.items()}
-        for logger in trainer.loggers:
-            logger.log_metrics(metrics, step=trainer.global_step)
+        log_step(trainer, metrics)
 
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.plot or not self.history or not trainer.is_global_zero:
             return
-        save_table(
-            trainer, "diagnostics/residual_ratio_table", ["step", *[f"block_{i:02d}" for i in self.block_indices]],
-            [[step, *values] for step, values in self.history], "residual_ratio.csv",
+        blocks = [f"block_{i:02d}" for i in self.block_indices]
+        save_over_depth(
+            trainer, "residual_ratio", blocks, self.history, "||F(x)|| / ||shortcut(x)||", "residual branch / shortcut norm"
         )
-        figure = plot_over_depth(self.history, "||F(x)|| / ||shortcut(x)||", "residual branch / shortcut norm")
-        save_figure(trainer, "diagnostics/residual_ratio", figure, "residual_ratio.png")
