@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 
 import lightning as L
 import pytest
@@ -21,8 +22,10 @@ from resnet_lightning.callbacks import (
     ErrorRateMonitor,
     GradientFlowMonitor,
     ResidualBranchMonitor,
+    RunCheckpoint,
     TestReport,
 )
+from resnet_lightning.errors import UserError
 
 
 def _loader(n: int = 48, batch_size: int = 16, seed: int = 0) -> DataLoader:
@@ -203,3 +206,18 @@ def test_error_rate_is_one_minus_accuracy(tmp_path) -> None:
     metrics = trainer.callback_metrics
     assert metrics["val/error"].item() == pytest.approx(1 - metrics["val/acc"].item())
     assert metrics["train/error"].item() == pytest.approx(1 - metrics["train/acc"].item())
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda: GradientFlowMonitor(every_n_steps=0), "GradientFlowMonitor: every_n_steps must be >= 1, got 0"),
+        (lambda: ResidualBranchMonitor(probe_size=0), "ResidualBranchMonitor: every_n_steps and probe_size must be >= 1"),
+        (lambda: RunCheckpoint(save_last_every_n_train_steps=-1), "save_last_every_n_train_steps=-1 must be 0 (off)"),
+    ],
+)
+def test_a_callback_option_out_of_range_is_a_user_error(build, expected: str) -> None:
+    # A user error (one line from the CLI, no traceback), and still a ValueError for Python callers.
+    with pytest.raises(UserError, match=re.escape(expected)) as caught:
+        build()
+    assert isinstance(caught.value, ValueError)

@@ -22,6 +22,7 @@ from torch import nn
 from typing_extensions import override
 
 from ..models.residual import find_network, structured_blocks
+from .errors import CallbackConfigError
 from .over_depth import log_step, save_over_depth
 
 
@@ -48,7 +49,7 @@ class GradientFlowMonitor(L.Callback):
 
     def __init__(self, every_n_steps: int = 50, plot: bool = True) -> None:
         if every_n_steps < 1:
-            raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
+            raise CallbackConfigError(f"GradientFlowMonitor: every_n_steps must be >= 1, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self.plot = plot
         self.history: list[tuple[int, list[float]]] = []  # (step, norm per block)

@@ -15,6 +15,7 @@ from typing_extensions import override
 
 from ..analysis.residual_ratio import residual_ratios
 from ..models.residual import find_network
+from .errors import CallbackConfigError
 from .over_depth import log_step, save_over_depth
 
 
@@ -29,7 +30,7 @@ class ResidualBranchMonitor(L.Callback):
 
     def __init__(self, every_n_steps: int = 50, probe_size: int = 64, plot: bool = True) -> None:
         if every_n_steps < 1 or probe_size < 1:
-            raise ValueError(f"every_n_steps and probe_size must be >= 1, got {every_n_steps} and {probe_size}")
+            raise CallbackConfigError(f"ResidualBranchMonitor: every_n_steps and probe_size must be >= 1, got {every_n_steps} and {probe_size}")
         self.every_n_steps = every_n_steps
         self.probe_size = probe_size
         self.plot = plot

@@ -11,6 +11,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from typing_extensions import override
 
+from .errors import CallbackConfigError
+
 
 class RunCheckpoint(ModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` with a ``last.ckpt`` that never lags behind.
@@ -45,7 +47,7 @@ class RunCheckpoint(ModelCheckpoint):
     def __init__(self, save_last_every_n_train_steps: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if save_last_every_n_train_steps < 0:
-            raise ValueError(
+            raise CallbackConfigError(
                 f"save_last_every_n_train_steps={save_last_every_n_train_steps} must be 0 (off) or a number of steps"
             )
         self.save_last_every_n_train_steps = save_last_every_n_train_steps

@@ -11,6 +11,7 @@ from typing_extensions import override
 
 from ..analysis.samples import displayable, plot_samples
 from ..tracking.outputs import report_dir, save_figure, save_table, wandb_logger
+from .errors import CallbackConfigError
 
 
 class TestReport(L.Callback):
@@ -43,7 +44,7 @@ class TestReport(L.Callback):
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         num_classes = pl_module.hparams.get("num_classes")
         if not num_classes:
-            raise ValueError(
+            raise CallbackConfigError(
                 f"TestReport needs the number of classes from {type(pl_module).__name__}.hparams.num_classes "
                 f"(got {num_classes!r}); call save_hyperparameters() with a num_classes argument"
             )
