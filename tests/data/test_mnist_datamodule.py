@@ -20,6 +20,13 @@ def _ready(root: Path, **kwargs) -> MNISTDataModule:
     return dm
 
 
+def _refusal(root: Path, match: str, **kwargs) -> str:
+    """The message of the ``DataError`` that getting MNIST in ``root`` ready raises; it must match ``match``."""
+    with pytest.raises(DataError, match=match) as caught:
+        _ready(root, **kwargs)
+    return str(caught.value)
+
+
 def test_loads_the_idx_files_into_normalised_batches(mnist_root: Path) -> None:
     dm = _ready(mnist_root, batch_size=50)
     assert (dm.num_classes, dm.in_channels) == (10, 1)
@@ -64,18 +71,15 @@ def test_a_truncated_image_file_is_named(tmp_path: Path) -> None:
     raw = write_mnist_idx(tmp_path)
     path = raw / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:100_000])  # as a download cut off half-way leaves it
-    with pytest.raises(DataError, match="looks truncated") as caught:
-        _ready(tmp_path)
-    assert str(path) in str(caught.value) and "download again" in str(caught.value)
+    message = _refusal(tmp_path, "looks truncated")
+    assert str(path) in message and "download again" in message
 
 
 def test_a_file_that_is_not_idx_is_named(tmp_path: Path) -> None:
     raw = write_mnist_idx(tmp_path)
     path = raw / "t10k-labels-idx1-ubyte"
     path.write_text("<html>404 Not Found</html>")  # a proxy's error page saved under the file's name
-    with pytest.raises(DataError, match="not an MNIST IDX file") as caught:
-        _ready(tmp_path)
-    assert str(path) in str(caught.value)
+    assert str(path) in _refusal(tmp_path, "not an MNIST IDX file")
 
 
 def test_images_and_labels_from_different_downloads_are_refused(tmp_path: Path) -> None:
@@ -83,9 +87,7 @@ def test_images_and_labels_from_different_downloads_are_refused(tmp_path: Path) 
     labels = raw / "train-labels-idx1-ubyte"
     data = np.frombuffer(labels.read_bytes()[8:], dtype=np.uint8)[:-1]
     labels.write_bytes(np.array([2049, len(data)], dtype=">i4").tobytes() + data.tobytes())
-    with pytest.raises(DataError, match="different downloads") as caught:
-        _ready(tmp_path)
-    assert str(labels) in str(caught.value)
+    assert str(labels) in _refusal(tmp_path, "different downloads")
 
 
 def test_out_of_range_labels_are_refused(tmp_path: Path) -> None:
@@ -94,17 +96,14 @@ def test_out_of_range_labels_are_refused(tmp_path: Path) -> None:
     data = bytearray(labels.read_bytes())
     data[8 + 5] = 12
     labels.write_bytes(bytes(data))
-    with pytest.raises(DataError, match="label 12 at position 5") as caught:
-        _ready(tmp_path)
-    assert str(labels) in str(caught.value)
+    assert str(labels) in _refusal(tmp_path, "label 12 at position 5")
 
 
 def test_download_does_not_touch_a_folder_that_is_there_but_incomplete(tmp_path: Path) -> None:
     raw = write_mnist_idx(tmp_path)
     (raw / "t10k-images-idx3-ubyte").unlink()
-    with pytest.raises(DataError, match="exists but is incomplete") as caught:
-        _ready(tmp_path, download=True)
-    assert str(tmp_path / "MNIST") in str(caught.value) and "t10k-images-idx3-ubyte" in str(caught.value)
+    message = _refusal(tmp_path, "exists but is incomplete", download=True)
+    assert str(tmp_path / "MNIST") in message and "t10k-images-idx3-ubyte" in message
     assert (raw / "train-images-idx3-ubyte").is_file()
 
 
