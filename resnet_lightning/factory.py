@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import os
 import re
@@ -11,9 +10,10 @@ from typing import Any
 
 from torch import nn
 
-from .models import BlockContractError
+from .errors import UserError, did_you_mean
 from .models.pretrained import load_pretrained
 from .registry import get_architecture
+from .testing.shapes import check_network_blocks
 
 
 def create_model(
@@ -43,6 +43,11 @@ def create_model(
             initialised, a stem for other ``in_channels`` is adapted; the rest loads
             strictly (see :mod:`resnet_lightning.models.pretrained`).
         **kwargs: Architecture options (``depth``, ``shortcut``, ``drop_path_rate``, ...).
+
+    Raises:
+        ArchitectureArgumentError: the architecture rejects an option; the message names it.
+        BlockContractError: a block of the network breaks the block contract
+            (:func:`resnet_lightning.testing.check_network_blocks`).
     """
     builder = get_architecture(arch)
     given = {"num_classes": num_classes, "in_channels": in_channels}
@@ -69,8 +74,8 @@ def create_model(
         raise ArchitectureArgumentError(
             f"architecture {arch!r} cannot be built with {'; '.join(mistyped)} ({type(exc).__name__}: {exc})"
         ) from exc
-    except BlockContractError:
-        raise
+    except UserError:
+        raise  # already says what is wrong (a plugin builder's own create_model, say)
     except ValueError as exc:  # the builder's own check of a value (cifar depth 6n+2, ...)
         options = ", ".join(f"{k}={v!r}" for k, v in arguments.items() if v is not None and k not in given)
         raise ArchitectureArgumentError(f"architecture {arch!r} cannot be built with {options}: {exc}") from exc
@@ -79,6 +84,9 @@ def create_model(
             f"architecture {arch!r} returned {type(model).__name__}, not a torch.nn.Module; "
             "an architecture must return the model"
         )
+    # The block contract, once per network and on the meta device (no arithmetic): a plugin
+    # block with the wrong output shape is one line naming it, not a crash mid-fit.
+    check_network_blocks(model, meta=True)
     if weights is not None:
         load_pretrained(model, weights, builder=builder, arch=arch)
     return model
@@ -87,7 +95,7 @@ def create_model(
 _UNEXPECTED = re.compile(r"got an unexpected keyword argument '(?P<name>[^']+)'")
 
 
-class ArchitectureArgumentError(TypeError, ValueError):
+class ArchitectureArgumentError(UserError, TypeError, ValueError):
     """An architecture rejected the options it was given; the message names them and the fix.
 
     A ``TypeError`` for an unknown keyword and a ``ValueError`` for a bad value, as
@@ -105,8 +113,8 @@ def _rejected(arch: str, builder: Callable[..., Any], arguments: dict[str, Any],
         key, _, value = name.replace(":", " ", 1).partition(" ")
         if arguments[name] is None and value.strip() and key in accepted:  # {depth 56} or {depth:56}: one key, no value
             message += f" YAML read {name!r} as one key without a value: write {key}: {value.strip()} (a colon, then a space)."
-        elif close := difflib.get_close_matches(name, accepted, n=1):
-            message += f" Did you mean {close[0]!r}?"
+        elif hint := did_you_mean(repr(name), [repr(a) for a in accepted]):
+            message += f" {hint[0].upper()}{hint[1:]}"  # "Did you mean 'depth'?", quoted as the names above
     else:
         message = f"architecture {arch!r} rejects the arguments {sorted(arguments)}: {exc}."
     return ArchitectureArgumentError(f"{message} It accepts: {', '.join(accepted) or 'no keyword arguments'}")

@@ -27,7 +27,6 @@ This module deliberately contains no ``torch.nn`` code.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -37,23 +36,12 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
 
+from .errors import UserError, did_you_mean
+
 __all__ = [
-    "BLOCK_GROUP",
-    "ARCHITECTURE_GROUP",
-    "PLUGINS_ENV",
-    "PluginError",
-    "UnknownPluginError",
-    "PluginLoadError",
-    "DuplicatePluginError",
-    "PluginSpec",
-    "list_blocks",
-    "list_architectures",
-    "list_plugins",
-    "get_block",
-    "get_architecture",
-    "register_block",
-    "register_architecture",
-    "refresh_plugins",
+    "BLOCK_GROUP", "ARCHITECTURE_GROUP", "PLUGINS_ENV", "PluginError", "UnknownPluginError", "PluginLoadError",
+    "DuplicatePluginError", "PluginSpec", "list_blocks", "list_architectures", "list_plugins", "get_block",
+    "get_architecture", "register_block", "register_architecture", "refresh_plugins",
 ]
 
 BLOCK_GROUP = "resnet_lightning.blocks"
@@ -66,7 +54,7 @@ _GROUPS: dict[str, str] = {"block": BLOCK_GROUP, "architecture": ARCHITECTURE_GR
 _IN_PROCESS = "<registered in process>"
 
 
-class PluginError(LookupError):
+class PluginError(UserError, LookupError):
     """Base class of every registry error; the message says what to do next."""
 
 
@@ -258,16 +246,15 @@ def _load(kind: str, name: str) -> Any:
     if key not in _loaded:
         try:
             _loaded[key] = ep.load()
-        except SystemExit as exc:  # sys.exit() in a plugin's import must not end `fit` silently
+        # Any failure inside a plugin's import is the plugin's; sys.exit() there must not end `fit` silently.
+        except (SystemExit, Exception) as exc:
+            failure = (
+                f"called sys.exit({exc.code!r}) while being imported" if isinstance(exc, SystemExit)
+                else f"failed to load: {type(exc).__name__}: {exc}"
+            )
             raise PluginLoadError(
                 f"{kind} plugin {short!r} from distribution {spec.distribution} {spec.version} "
-                f"(entry point {spec.target!r}) called sys.exit({exc.code!r}) while being imported. "
-                f"Fix or reinstall {spec.distribution}, or exclude it with {PLUGINS_ENV}."
-            ) from exc
-        except Exception as exc:  # any failure inside a plugin's import is the plugin's
-            raise PluginLoadError(
-                f"{kind} plugin {short!r} from distribution {spec.distribution} {spec.version} "
-                f"(entry point {spec.target!r}) failed to load: {type(exc).__name__}: {exc}. "
+                f"(entry point {spec.target!r}) {failure}. "
                 f"Fix or reinstall {spec.distribution}, or exclude it with {PLUGINS_ENV}."
             ) from exc
     return _loaded[key]
@@ -276,8 +263,8 @@ def _load(kind: str, name: str) -> Any:
 def _unknown_message(kind: str, name: str) -> str:
     available = _names(kind)
     message = f"unknown {kind} {name!r}"
-    close = difflib.get_close_matches(name.rpartition(":")[2], available, n=1)
-    message += f"; did you mean {close[0]!r}?" if close else "."
+    hint = did_you_mean(repr(name.rpartition(":")[2]), [repr(a) for a in available])  # quoted, as the name is
+    message += f"; {hint}" if hint else "."
     listed = ", ".join(available) if available else "none"
     message += f" Available {kind}s: {listed}."
     if not available:

@@ -104,6 +104,20 @@ def test_a_block_that_fails_on_its_first_input_is_named(registered: list[tuple[s
         create_model("cifar_resnet", block="rl_crashes")
 
 
+def test_a_network_is_built_without_a_forward_pass_and_its_blocks_checked_on_the_meta_device() -> None:
+    from resnet_lightning.models import BasicBlock, ResNet
+
+    devices: list[str] = []
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(lambda module, args: devices.append(args[0].device.type))
+    try:
+        ResNet(BasicBlock, [2, 2], widths=(8, 16), stem="cifar")
+        assert devices == []  # building runs nothing
+        create_model("cifar_resnet20")  # checks the contract once: shapes only, no arithmetic
+    finally:
+        hook.remove()
+    assert devices and set(devices) == {"meta"}
+
+
 def test_a_bad_value_names_the_architecture_and_the_options() -> None:
     from resnet_lightning.factory import ArchitectureArgumentError
 

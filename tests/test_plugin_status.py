@@ -146,6 +146,28 @@ def test_in_process_registrations_are_listed() -> None:
     )
 
 
+def test_networks_are_built_with_torch_as_it_is() -> None:
+    # plugins builds each network plainly: nothing of torch (torch.nn.init, say) is replaced while a plugin's code runs.
+    from torch.nn import init
+
+    from resnet_lightning.models import ResNet
+
+    originals = {name: getattr(init, name) for name in dir(init) if not name.startswith("_")}
+    replaced: list[list[str]] = []
+
+    def probe(*, num_classes: int = 10, in_channels: int = 3, block: object = None, **kwargs: object) -> nn.Module:
+        replaced.append([name for name, function in originals.items() if getattr(init, name) is not function])
+        return ResNet(BasicBlock, [1], widths=(8,), stem="cifar", in_channels=in_channels, num_classes=num_classes)
+
+    register_architecture("status_test_init_probe")(probe)
+    try:
+        statuses = by_name(plugin_statuses(names=["status_test_init_probe"]))
+    finally:
+        unregister("architecture", "status_test_init_probe")
+    assert statuses[("architecture", "status_test_init_probe", "<registered in process>")].ok
+    assert replaced == [[]]
+
+
 def test_the_table_has_a_section_per_kind_and_a_plugins_line() -> None:
     statuses = [
         PluginStatus("basic", "block", "resnet-lightning", "0.1.0", "resnet_lightning.models.blocks:BasicBlock", "ok"),

@@ -192,6 +192,31 @@ def test_a_broken_block_fails_naming_the_block_and_the_fault(block: type, messag
     assert f"block '{block.__module__}.{block.__qualname__}'" in str(info.value)
 
 
+class KeepsAPlainTensor(_Branch):
+    """Keeps a tensor outside its parameters and buffers: it cannot run on the meta device, but it works."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, **kwargs: Any) -> None:
+        super().__init__(in_channels, out_channels, stride, **kwargs)
+        self.scale = torch.ones(1, out_channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * self.scale
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_the_build_time_shape_check_says_the_same_on_either_device(meta: bool) -> None:
+    from resnet_lightning.models import BlockContractError
+    from resnet_lightning.testing import check_block_shape
+
+    expected = "block 'x' breaks the block contract: with in_channels=16, out_channels=32, stride=2 it must map [2, 16, 7, 7] to [2, 32, 4, 4]"
+    with pytest.raises(BlockContractError, match=re.escape(expected)):
+        check_block_shape(IgnoresStride(16, 32, 2), "x", 16, 32, 2, meta=meta)
+    with pytest.raises(BlockContractError, match=r"block 'x' failed on an input of shape \[2, 15, 7, 7\] .*RuntimeError"):
+        check_block_shape(_Branch(16, 32, 2), "x", 15, 32, 2, meta=meta)
+    check_block_shape(KeepsAPlainTensor(16, 32, 2), "x", 16, 32, 2, meta=meta)  # where meta cannot run, the real run decides
+    check_block_shape(BasicBlock(16, 32, 2), "x", 16, 32, 2, meta=meta)
+
+
 # --- broken architectures ------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 Nothing here imports Lightning.
 """
 
-from .blocks import BasicBlock, Block, Bottleneck, HighwayBlock, PlainBlock, PreActBlock, PreActBottleneck
+from .blocks import BasicBlock, Block, BlockContractError, Bottleneck, HighwayBlock, PlainBlock, PreActBlock, PreActBottleneck
 from .residual import (
     DropPath,
     ResidualBlock,
@@ -15,7 +15,7 @@ from .residual import (
     structured_blocks,
 )
 from .flops import count_macs, count_parameters
-from .resnet import BlockContractError, ResNet
+from .resnet import ResNet
 from .shortcuts import SHORTCUT_TYPES, ZeroPadShortcut, make_shortcut
 
 __all__ = [

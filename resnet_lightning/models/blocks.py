@@ -7,10 +7,12 @@ Keyword arguments the framework passes (``norm_layer``, ``drop_path_rate``,
 ``shortcut``) are all optional. Layer names follow torchvision's ``resnet.py``
 (``conv1``, ``bn1``, ..., ``downsample``) so its state dicts load unchanged.
 
-Every block subclasses :class:`~resnet_lightning.models.residual.ResidualBlock`
-and states its residual structure through ``branch(x)``, ``shortcut(x)`` and
-``merge(branch_out, shortcut_out)``; ``forward`` is
-``merge(drop_path(branch(x)), shortcut(x))``, which the analyses rely on.
+Every block subclasses :class:`~resnet_lightning.models.residual.ResidualBlock`,
+which builds what every block has (``drop_path``, the ``downsample`` shortcut);
+a block defines only its branch (:meth:`build_branch` and ``branch(x)``),
+``zero_init_last`` and, where it differs from ``branch_out + shortcut_out``,
+``merge``. ``forward`` is ``merge(drop_path(branch(x)), shortcut(x))``, which the
+analyses rely on.
 """
 
 from __future__ import annotations
@@ -20,10 +22,20 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import nn
-from .residual import DropPath, ResidualBlock
-from .shortcuts import make_shortcut
+
+from ..errors import UserError
+from .residual import ResidualBlock
 
 NormLayer = Callable[[int], nn.Module]
+
+
+class BlockContractError(UserError, ValueError):
+    """A block breaks the block contract in a network being built (a wrong output shape, or
+    a failure on its first input); the message names the block and the shapes.
+
+    Raised by :func:`resnet_lightning.testing.check_block_shape`, which
+    :func:`~resnet_lightning.create_model` runs on every network it builds.
+    """
 
 
 @runtime_checkable
@@ -63,41 +75,24 @@ class BasicBlock(ResidualBlock):
     ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``
 
     Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
         stride: Stride of the first convolution.
-        norm_layer: Norm constructor taking a channel count (BatchNorm2d).
-        drop_path_rate: Probability of dropping the residual branch per sample
-            during training (stochastic depth, Huang et al. 2016).
-        shortcut: ``"A"``, ``"B"`` or ``"C"`` (see :mod:`.shortcuts`).
         kernel_size: Size of both convolutions (odd).
         bias: Give the convolutions a bias (the seed slides' MNIST network does).
+        **kwargs: ``norm_layer``, ``drop_path_rate``, ``shortcut`` (see :class:`ResidualBlock`).
     """
 
     expansion: ClassVar[int] = 1
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        *,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-        drop_path_rate: float = 0.0,
-        shortcut: str = "B",
-        kernel_size: int = 3,
-        bias: bool = False,
-        **kwargs: Any,
+    def build_branch(
+        self, in_channels: int, out_channels: int, stride: int, *, norm_layer: NormLayer, kernel_size: int = 3,
+        bias: bool = False, **kwargs: Any,
     ) -> None:
-        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
         padding = kernel_size // 2
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
         self.bn1 = norm_layer(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size, 1, padding, bias=bias)
         self.bn2 = norm_layer(out_channels)
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
-        self.stride = stride
 
     def zero_init_last(self) -> None:
         # Each block starts as the identity (Goyal et al. 2017, "Accurate, Large
@@ -128,6 +123,8 @@ class PlainBlock(BasicBlock):
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1, **kwargs: Any) -> None:
         kwargs.pop("drop_path_rate", None)
         kwargs.pop("shortcut", None)  # ignored: option "A" could not even be built where channels shrink
+        # "B" builds the projection it then drops, as it always has: the random numbers its
+        # construction draws keep a seeded plain network's initial weights what they were.
         super().__init__(in_channels, out_channels, stride, shortcut="B", **kwargs)
         self.downsample = None
         self.drop_path = nn.Identity()
@@ -153,32 +150,18 @@ class Bottleneck(ResidualBlock):
     ``groups``/``base_width`` give ResNeXt and wide variants as in torchvision.
 
     Args:
-        in_channels: Input channels.
-        out_channels: Output channels (stage width x 4).
         stride: Stride of the 3x3 convolution.
-        norm_layer: Norm constructor (BatchNorm2d).
-        drop_path_rate: Stochastic-depth drop probability (Huang et al. 2016).
-        shortcut: ``"A"``, ``"B"`` or ``"C"``.
         groups: Groups of the 3x3 convolution (ResNeXt cardinality).
         base_width: Width per group at the first stage (64 in ResNet).
+        **kwargs: ``norm_layer``, ``drop_path_rate``, ``shortcut`` (see :class:`ResidualBlock`).
     """
 
     expansion: ClassVar[int] = 4
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        *,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-        drop_path_rate: float = 0.0,
-        shortcut: str = "B",
-        groups: int = 1,
-        base_width: int = 64,
-        **kwargs: Any,
+    def build_branch(
+        self, in_channels: int, out_channels: int, stride: int, *, norm_layer: NormLayer, groups: int = 1,
+        base_width: int = 64, **kwargs: Any,
     ) -> None:
-        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
         width = int(out_channels // self.expansion * (base_width / 64.0)) * groups
         self.conv1 = conv1x1(in_channels, width)
         self.bn1 = norm_layer(width)
@@ -187,8 +170,6 @@ class Bottleneck(ResidualBlock):
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = norm_layer(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
-        self.stride = stride
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.bn3.weight)
@@ -210,36 +191,20 @@ class PreActBlock(ResidualBlock):
     applied to the pre-activated input and has no norm of its own.
 
     Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
         stride: Stride of the first convolution.
-        norm_layer: Norm constructor (BatchNorm2d).
-        drop_path_rate: Stochastic-depth drop probability (Huang et al. 2016).
-        shortcut: ``"A"``, ``"B"`` or ``"C"``.
+        **kwargs: ``norm_layer``, ``drop_path_rate``, ``shortcut`` (see :class:`ResidualBlock`).
     """
 
     expansion: ClassVar[int] = 1
     preactivation: ClassVar[bool] = True
+    shortcut_norm: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        *,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-        drop_path_rate: float = 0.0,
-        shortcut: str = "B",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
+    def build_branch(self, in_channels: int, out_channels: int, stride: int, *, norm_layer: NormLayer, **kwargs: Any) -> None:
         self.bn1 = norm_layer(in_channels)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn2 = norm_layer(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer=None)
-        self.stride = stride
 
     def zero_init_last(self) -> None:
         # The branch ends in a convolution, not a norm (as in timm's ResNetV2).
@@ -271,29 +236,15 @@ class PreActBottleneck(ResidualBlock):
     """Full pre-activation bottleneck (He et al. 2016), stride on the 3x3.
 
     Args:
-        in_channels: Input channels.
-        out_channels: Output channels (stage width x 4).
         stride: Stride of the 3x3 convolution.
-        norm_layer: Norm constructor (BatchNorm2d).
-        drop_path_rate: Stochastic-depth drop probability (Huang et al. 2016).
-        shortcut: ``"A"``, ``"B"`` or ``"C"``.
+        **kwargs: ``norm_layer``, ``drop_path_rate``, ``shortcut`` (see :class:`ResidualBlock`).
     """
 
     expansion: ClassVar[int] = 4
     preactivation: ClassVar[bool] = True
+    shortcut_norm: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        *,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-        drop_path_rate: float = 0.0,
-        shortcut: str = "B",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
+    def build_branch(self, in_channels: int, out_channels: int, stride: int, *, norm_layer: NormLayer, **kwargs: Any) -> None:
         width = out_channels // self.expansion
         self.bn1 = norm_layer(in_channels)
         self.conv1 = conv1x1(in_channels, width)
@@ -302,8 +253,6 @@ class PreActBottleneck(ResidualBlock):
         self.bn3 = norm_layer(width)
         self.conv3 = conv1x1(width, out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer=None)
-        self.stride = stride
 
     def zero_init_last(self) -> None:
         nn.init.zeros_(self.conv3.weight)
@@ -334,30 +283,17 @@ class HighwayBlock(ResidualBlock):
     changes, the carried ``x`` goes through the selected shortcut.
 
     Args:
-        in_channels: Input channels.
-        out_channels: Output channels.
         stride: Stride of the transform and the gate.
-        norm_layer: Norm constructor (BatchNorm2d).
-        drop_path_rate: Stochastic-depth drop probability of the transform term.
-        shortcut: ``"A"``, ``"B"`` or ``"C"`` for the carried input.
         gate_bias: Initial bias of the transform gate.
+        **kwargs: ``norm_layer``, ``drop_path_rate``, ``shortcut`` (see :class:`ResidualBlock`).
     """
 
     expansion: ClassVar[int] = 1
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        stride: int = 1,
-        *,
-        norm_layer: NormLayer = nn.BatchNorm2d,
-        drop_path_rate: float = 0.0,
-        shortcut: str = "B",
-        gate_bias: float = -2.0,
+    def build_branch(
+        self, in_channels: int, out_channels: int, stride: int, *, norm_layer: NormLayer, gate_bias: float = -2.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(in_channels, out_channels, stride, drop_path_rate=drop_path_rate, shortcut=None)
         self.conv1 = conv3x3(in_channels, out_channels, stride)
         self.bn1 = norm_layer(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
@@ -365,8 +301,6 @@ class HighwayBlock(ResidualBlock):
         self.relu = nn.ReLU(inplace=True)
         self.gate = conv3x3(in_channels, out_channels, stride, bias=True)
         self.gate_bias = gate_bias
-        self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
-        self.stride = stride
         self.reset_gate()
 
     def reset_gate(self) -> None:

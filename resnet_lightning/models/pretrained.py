@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import UserError
 from ..safe_load import FileLoadError, UnsafeFileError, safe_load
 
 TORCHVISION_ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -36,7 +37,7 @@ WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 CHECKPOINT_MODEL_PREFIX = "model."  # ResNetClassifier keeps the network as self.model
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """Weights that cannot be found, read or loaded into the network; the message says what to do."""
 
 

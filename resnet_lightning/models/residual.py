@@ -103,12 +103,18 @@ class DropPath(nn.Module):
 class ResidualBlock(nn.Module):
     """Base class of a residual block: ``forward(x) = merge(drop_path(branch(x)), shortcut(x))``.
 
-    A subclass builds its layers in ``__init__`` (after calling this one) and
-    defines :meth:`branch`. The defaults:
+    ``__init__`` builds the skeleton every block shares, once: ``drop_path``, then the
+    branch's layers (:meth:`build_branch`, which a subclass defines), then ``downsample``,
+    so the modules are registered in torchvision's order (``conv1``, ``bn1``, ...,
+    ``downsample``): its state dicts, and optimizer states (kept by parameter
+    position), line up. A subclass may instead build its layers in its own
+    ``__init__`` after calling this one. Either way it defines :meth:`branch`. The defaults:
 
     - :meth:`shortcut`: ``self.downsample(x)``, or ``x`` when ``downsample`` is
       None. ``__init__`` sets ``downsample`` with :func:`make_shortcut` (options
       A, B, C of He et al. 2015) unless ``shortcut=None``; a subclass may replace it.
+      The projection has a norm unless the class sets ``shortcut_norm = False``
+      (pre-activation blocks project the already-normalised input, He et al. 2016).
     - :meth:`merge`: ``branch_out + shortcut_out``, nothing after the addition
       (the clean identity path of He et al. 2016, "Identity Mappings").
       Post-activation blocks override it with ``relu(branch_out + shortcut_out)``.
@@ -123,11 +129,13 @@ class ResidualBlock(nn.Module):
         drop_path_rate: Stochastic-depth drop probability of the branch.
         shortcut: ``"A"``, ``"B"`` or ``"C"`` for ``downsample``; None builds none
             (the subclass sets ``self.downsample`` itself).
-        norm_layer: Norm after a projection shortcut; None for none.
-        **kwargs: Options meant for other blocks, ignored (the block contract).
+        norm_layer: Norm constructor of the branch and of a projection shortcut.
+        **kwargs: The block's own options, passed to :meth:`build_branch`; options
+            meant for other blocks are ignored there (the block contract).
     """
 
     expansion: int = 1
+    shortcut_norm: bool = True
 
     def __init__(
         self,
@@ -143,8 +151,17 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
         self.drop_path = DropPath(drop_path_rate)
+        self.build_branch(in_channels, out_channels, stride, norm_layer=norm_layer, **kwargs)
         if shortcut is not None:
-            self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, norm_layer)
+            projection_norm = norm_layer if self.shortcut_norm else None
+            self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, projection_norm)
+
+    def build_branch(self, in_channels: int, out_channels: int, stride: int, *, norm_layer: Any, **kwargs: Any) -> None:
+        """Build the layers :meth:`branch` uses (called by ``__init__``); by default none.
+
+        Takes the block's own options by keyword and ignores, through ``**kwargs``,
+        those meant for other blocks.
+        """
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         """The residual function F(x); subclasses define it."""

@@ -91,6 +91,15 @@ def test_torchvision_loads_our_state_dict_and_computes_the_same_function(name: s
     assert_same_function(reference, model)
 
 
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_parameters_and_buffers_come_in_torchvision_order(name: str) -> None:
+    # An optimizer's state is kept by parameter position, not name: a block that registered its
+    # downsample before its branch (ResidualBlock builds both) would hand a resumed momentum to the wrong tensors.
+    with torch.device("meta"):
+        reference = getattr(torchvision.models, name)()
+    assert list(ours(name).state_dict()) == list(reference.state_dict())
+
+
 @pytest.mark.parametrize("name", GMACS_224)
 def test_macs_at_224_match_torchvision(name: str) -> None:
     model = ours(name).train()
