@@ -14,22 +14,25 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 from typing_extensions import override
 
+from . import optimization
 from .callbacks.ema import EMA
 from .callbacks.finetune import BackboneFreeze
 from .checkpoint_io import CheckpointError, read_checkpoint
+from .console import tell
 from .data.augment import BatchMix
+from .errors import UserError
 from .factory import create_model
-from .models.pretrained import WeightsError, check_weights, classifier_head, is_weights_file, load_pretrained, resolve_weights
-from .registry import get_architecture
+from .initial_weights import fetch_initial_weights, load_initial_weights
+from .model_options import ModelConfigError, check_model_options
+from .models.pretrained import classifier_head
 from .safe_load import SAFE_GLOBALS
+from .state_dict_check import state_dict_mismatch
+
+__all__ = ["ModelConfigError", "NonFiniteLossError", "ResNetClassifier"]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-class ModelConfigError(ValueError):
-    """A model option has a value it cannot take; the message names it and the fix."""
 
 
 class ResNetClassifier(L.LightningModule):
@@ -114,43 +117,7 @@ class ResNetClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ModelConfigError(
-                f"label_smoothing={label_smoothing} is outside [0, 1); use e.g. --model.label_smoothing 0.1 "
-                "(0 turns it off)"
-            )
-        if warmup < 0:
-            raise ModelConfigError(f"warmup={warmup} is negative; use 0 (no warm-up) or a positive length")
-        # The DataModule decides these (the CLI links them into the model); arch_kwargs must not.
-        if clash := sorted({"num_classes", "in_channels", "block", "weights"} & set(arch_kwargs or {})):
-            given = ", ".join(f"{key}: {(arch_kwargs or {})[key]!r}" for key in clash)
-            raise ModelConfigError(
-                f"arch_kwargs sets {given}, which are model options of their own, not architecture options; "
-                f"remove them from arch_kwargs and use {' / '.join(f'--model.{key}' for key in clash)} "
-                "(num_classes and in_channels come from the DataModule)"
-            )
-        for name, alpha in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
-            if alpha < 0:
-                raise ModelConfigError(
-                    f"{name}={alpha} must be >= 0 (0 turns it off; torchvision's recipe uses "
-                    f"mixup_alpha 0.2, cutmix_alpha 1.0); e.g. --model.{name} 0.2"
-                )
-        if not 0.0 <= ema_decay < 1.0 or ema_every_n_steps < 1 or ema_start_epoch < 0:
-            raise ModelConfigError(
-                f"ema_decay={ema_decay}, ema_every_n_steps={ema_every_n_steps}, ema_start_epoch={ema_start_epoch}: "
-                "need 0 <= ema_decay < 1 (0 is off; e.g. --model.ema_decay 0.9999), ema_every_n_steps >= 1 and "
-                "ema_start_epoch >= 0"
-            )
-        if freeze_backbone_epochs < 0 or not 0.0 < backbone_lr_scale <= 1.0:
-            raise ModelConfigError(
-                f"freeze_backbone_epochs={freeze_backbone_epochs}, backbone_lr_scale={backbone_lr_scale}: need "
-                "freeze_backbone_epochs >= 0 (0: no freezing) and 0 < backbone_lr_scale <= 1 (e.g. 0.1)"
-            )
-        if weights is not None:
-            try:
-                check_weights(weights, get_architecture(arch), arch)
-            except WeightsError as err:
-                raise ModelConfigError(f"--model.weights: {err}") from None
+        check_model_options(self.hparams)
         self.batch_mix = BatchMix(num_classes, mixup_alpha, cutmix_alpha) if mixup_alpha > 0 or cutmix_alpha > 0 else None
         self.model = create_model(
             arch, block=block, num_classes=num_classes, in_channels=in_channels, **(arch_kwargs or {})
@@ -160,7 +127,8 @@ class ResNetClassifier(L.LightningModule):
         self.optimizer_factory = optimizer
         self._input_shape: list[int] | None = None  # of the training batches, for exports
         self.scheduler_factory = lr_scheduler
-        self._check_optimization(steps=3)  # a bad optimizer or scheduler option stops here, before any run starts
+        # A bad optimizer or scheduler option stops here, before any run starts.
+        optimization.check_optimization(self.parameter_groups(), optimizer, lr_scheduler, self.hparams, steps=3)
 
         # validate_args=False: torchmetrics' per-update input check runs torch.unique on the
         # labels, a host-device sync every step on a GPU; the DataModules check labels on load.
@@ -215,25 +183,17 @@ class ResNetClassifier(L.LightningModule):
     @override
     def prepare_data(self) -> None:
         # One process per node fetches named weights into torch hub's cache before setup reads them.
-        weights = self.hparams.get("weights")
-        if weights and self._fitting() and not is_weights_file(weights):
-            try:
-                resolve_weights(weights, get_architecture(self.hparams.arch), self.hparams.arch)
-            except WeightsError:
-                pass  # setup fails the same way, and says so unless a resumed checkpoint makes them unneeded
+        if self.hparams.get("weights") and self._fitting():
+            fetch_initial_weights(self.hparams.weights, self.hparams.arch)
 
     @override
     def setup(self, stage: str) -> None:
-        weights = self.hparams.get("weights")
         # Lightning restores a resumed checkpoint after setup: its weights then replace these.
-        if weights and self._fitting():
+        if self.hparams.get("weights") and self._fitting():
             try:
-                outcome = load_pretrained(self.model, weights, builder=get_architecture(self.hparams.arch), arch=self.hparams.arch)
-            except WeightsError as err:  # missing, corrupt, another architecture's: reported at fit start
-                self._weights_error = ModelConfigError(f"--model.weights: {err}")
-                return
-            notes = [f"{', '.join(keys)} {what}" for what, keys in outcome.items() if keys]
-            self._weights_note = f"fit: initialised from weights {weights}" + (f" ({'; '.join(notes)})" if notes else "")
+                self._weights_note = load_initial_weights(self.model, self.hparams.weights, self.hparams.arch)
+            except ModelConfigError as err:  # missing, corrupt, another architecture's: reported at fit start
+                self._weights_error = err
 
     @override
     def on_fit_start(self) -> None:
@@ -246,8 +206,6 @@ class ResNetClassifier(L.LightningModule):
         if error is not None:
             raise error
         if note is not None:
-            from .run_config import tell  # late: run_config imports the CLI's pieces
-
             tell(note)
 
     @override
@@ -268,8 +226,6 @@ class ResNetClassifier(L.LightningModule):
         # Lightning loads the checkpoint's state_dict right after this hook (Trainer and load_from_checkpoint alike).
         self._loading_checkpoint = True
         if "current_model_state" in checkpoint and self._trainer is not None and self.trainer.state.fn != "fit":
-            from .run_config import tell  # late: run_config imports the CLI's pieces
-
             tell(f"{self.trainer.state.fn.value}: evaluating the checkpoint's EMA (averaged) weights, not the raw ones")
 
     @override
@@ -292,17 +248,7 @@ class ResNetClassifier(L.LightningModule):
             path: The checkpoint file, for the message.
             strict: Whether missing and unexpected tensors count (shapes always do).
         """
-        problems = _state_dict_mismatch(self.state_dict(), state_dict, strict)
-        if not problems:
-            return None
-        kwargs = self.hparams.get("arch_kwargs") or {}
-        network = f"arch {self.hparams.arch!r}" + (f", block {self.hparams.block!r}" if self.hparams.get("block") else "")
-        network += f", arch_kwargs {kwargs}" if kwargs else ""
-        return CheckpointError(
-            f"checkpoint {path or ''} does not fit this network ({network}): {'; '.join(problems)}. It was saved by "
-            "another version of the network (other code or options), or altered since; load it with the code and "
-            "options that saved it, or train anew"
-        )
+        return state_dict_mismatch(self.state_dict(), state_dict, self.hparams, path, strict)
 
     def _evaluate(self, images: torch.Tensor) -> torch.Tensor:
         """Logits, or with ``tta_flip`` the log of the mean probability over the image and its mirror."""
@@ -369,70 +315,7 @@ class ResNetClassifier(L.LightningModule):
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Parameters for the optimizer: norm weights and biases apart if asked, and the
         backbone (everything but the head) apart with ``lr_scale`` if ``backbone_lr_scale`` < 1."""
-        scale = self.hparams.get("backbone_lr_scale", 1.0)
-        head = f"model.{classifier_head(self.model)}."
-        groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
-        for name, p in self.named_parameters():
-            if p.requires_grad:
-                no_decay = self.hparams.no_weight_decay_on_norm_and_bias and p.ndim <= 1
-                groups.setdefault((scale < 1.0 and not name.startswith(head), no_decay), []).append(p)
-        result = []
-        for (backbone, no_decay), params in groups.items():
-            group: dict[str, Any] = {"params": params}
-            if no_decay:
-                group["weight_decay"] = 0.0
-            if backbone:
-                group["lr_scale"] = scale  # applied to the optimizer's lr in configure_optimizers
-            result.append(group)
-        return result or [{"params": []}]
-
-    def _new_optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-        try:
-            if self.optimizer_factory is None:
-                optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9, weight_decay=1e-4)
-            else:
-                optimizer = self.optimizer_factory(groups)
-        except (ValueError, ArithmeticError) as err:  # torch's own checks: "Invalid learning rate: -1.0"
-            option = _option("optimizer", self.hparams.optimizer)
-            raise ModelConfigError(
-                f"{option}: {err}; fix the value (`resnet-lightning fit --model.optimizer.help {option.split()[1]}`)"
-            ) from err
-        for group in optimizer.param_groups:  # before the schedulers read their base rates
-            group["lr"] *= group.pop("lr_scale", 1.0)
-        return optimizer
-
-    def _check_optimization(self, steps: int) -> None:
-        """Build the optimizer, and run the scheduler for ``steps`` steps (at most 1000, after any
-        warm-up), over throw-away parameters: a bad option (``lr -1``; ``T_max 0``, a division by
-        zero at the first step) or a schedule that makes the learning rate negative is a one-line
-        error naming the option, before training, instead of a traceback from inside the fit."""
-        groups = [{**group, "params": [torch.zeros(1, requires_grad=True)]} for group in self.parameter_groups()]
-        probe = self._new_optimizer(groups)
-        if self.scheduler_factory is None:
-            return
-        steps = max(1, min(1000, steps - self.hparams.warmup))
-        option = _option("lr_scheduler", self.hparams.lr_scheduler)
-        step = 0
-        try:
-            scheduler = self.scheduler_factory(probe)
-            for step in range(1, steps + 1):
-                probe.step()  # no gradients: changes nothing, but keeps the scheduler's order check quiet
-                scheduler.step(0.0) if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) else scheduler.step()
-                lrs = [group["lr"] for group in probe.param_groups]
-                if not all(math.isfinite(lr) and lr >= 0 for lr in lrs):
-                    raise ModelConfigError(
-                        f"{option} makes the learning rate {min(lrs, key=lambda lr: (math.isfinite(lr), lr)):g} at "
-                        f"{self.hparams.lr_scheduler_interval} {step}; a learning rate must stay finite and >= 0: "
-                        "check the scheduler's options"
-                    )
-        except (ValueError, ArithmeticError, TypeError, IndexError, KeyError) as err:
-            if isinstance(err, ModelConfigError):
-                raise
-            when = f"at {self.hparams.lr_scheduler_interval} {step}" if step else "when created"
-            raise ModelConfigError(
-                f"{option} fails {when}: {type(err).__name__}: {err}; check the scheduler's options "
-                f"(`resnet-lightning fit --model.lr_scheduler.help {option.split()[1]}`)"
-            ) from err
+        return optimization.parameter_groups(self.named_parameters(), f"model.{classifier_head(self.model)}.", self.hparams)
 
     @override
     def configure_optimizers(self) -> Any:
@@ -441,62 +324,11 @@ class ResNetClassifier(L.LightningModule):
             interval = self.hparams.lr_scheduler_interval
             steps = trainer.max_epochs if interval == "epoch" else trainer.max_steps
             if steps is not None and steps > 3:
-                self._check_optimization(steps)
-        optimizer = self._new_optimizer(self.parameter_groups())
-        schedulers = []
-        if self.hparams.warmup:
-            schedulers.append(torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=0.01, total_iters=self.hparams.warmup))
-        if self.scheduler_factory is not None:
-            schedulers.append(self.scheduler_factory(optimizer))
-        if not schedulers:
-            return optimizer
-        if len(schedulers) == 1:
-            scheduler = schedulers[0]
-        else:
-            scheduler = torch.optim.lr_scheduler.SequentialLR(optimizer, schedulers, milestones=[self.hparams.warmup])
-        config = {"scheduler": scheduler, "interval": self.hparams.lr_scheduler_interval}
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            config["monitor"] = getattr(scheduler, "monitor", "val/loss")
-        return {"optimizer": optimizer, "lr_scheduler": config}
-
-
-def _state_dict_mismatch(expected: dict[str, Any], found: dict[str, Any], strict: bool) -> list[str]:
-    """What keeps ``found`` from loading into a module whose state dict is ``expected``, in words."""
-
-    def listed(keys: list[str]) -> str:
-        return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
-
-    problems = []
-    missing = [key for key in expected if key not in found]
-    unexpected = [key for key in found if key not in expected]
-    if strict and missing:
-        problems.append(f"{len(missing)} tensor(s) missing from the file ({listed(missing)})")
-    if strict and unexpected:
-        problems.append(f"{len(unexpected)} unexpected tensor(s) in the file ({listed(unexpected)})")
-    for key, value in found.items():
-        want = expected.get(key)
-        if isinstance(value, torch.Tensor) and isinstance(want, torch.Tensor) and value.shape != want.shape:
-            problems.append(f"{key} is {list(value.shape)} in the file, {list(want.shape)} here")
-    return problems
-
-
-def _option(name: str, value: Any) -> str:
-    """"--model.lr_scheduler CosineAnnealingLR (T_max=0)": the option, its class and the arguments that differ from their defaults."""
-    if not isinstance(value, dict) or "class_path" not in value:
-        return f"--model.{name}" + (" (default)" if value is None else f" {value}")
-    class_path = value["class_path"]
-    arguments = dict(value.get("init_args") or {})
-    try:
-        import importlib
-        import inspect
-
-        module, _, cls = class_path.rpartition(".")
-        parameters = inspect.signature(getattr(importlib.import_module(module), cls)).parameters
-        arguments = {k: v for k, v in arguments.items() if k not in parameters or parameters[k].default != v}
-    except Exception:  # the defaults only shorten the message
-        pass
-    shown = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
-    return f"--model.{name} {class_path.rpartition('.')[2]}" + (f" ({shown})" if shown else "")
+                optimization.check_optimization(
+                    self.parameter_groups(), self.optimizer_factory, self.scheduler_factory, self.hparams, steps
+                )
+        optimizer = optimization.build_optimizer(self.parameter_groups(), self.optimizer_factory, self.hparams)
+        return optimization.lr_schedule(optimizer, self.scheduler_factory, self.hparams)
 
 
 def _plain(value: Any) -> Any:

@@ -8,18 +8,9 @@ from .config import flatten_config, version_info
 from .csv_logger import RunCSVLogger
 from .offline import OfflineRun, read_offline_run
 from .save_config import LoggerSaveConfigCallback
-from .wandb_setup import (
-    WandbSettingError,
-    check_wandb_settings,
-    init_or_offline,
-    offline_reason,
-    prepare_wandb_logger,
-    resolve_wandb_mode,
-    run_names,
-    start_wandb_run,
-    start_wandb_runs,
-    wandb_resume_id,
-)
+from .wandb_online import init_or_offline, offline_reason, resolve_wandb_mode, start_wandb_run, start_wandb_runs
+from .wandb_settings import WandbSettingError, check_wandb_settings
+from .wandb_setup import prepare_wandb_logger, run_names, wandb_resume_id
 
 __all__ = [
     "LoggerSaveConfigCallback",

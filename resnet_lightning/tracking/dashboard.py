@@ -130,7 +130,7 @@ def main(argv: list[str]) -> None:
         import wandb_workspaces  # noqa: F401
     except ImportError:
         raise UserError("dashboard: needs wandb-workspaces; pip install wandb-workspaces") from None
-    from .wandb_setup import offline_reason
+    from .wandb_online import offline_reason
 
     mode = os.environ.get("WANDB_MODE", "").strip().lower()
     reason = f"WANDB_MODE={mode}" if mode and mode != "online" else offline_reason()
