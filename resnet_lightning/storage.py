@@ -263,8 +263,9 @@ def _file_being_written(error: OSError) -> str | None:
 def _chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and the exceptions it was raised from or during, outermost first.
 
-    Unlike ``cli_errors``' walk, a context hidden by ``raise ... from None`` is followed
-    too: a library rephrasing a failed write must not hide that the disk is full.
+    Unlike :func:`resnet_lightning.cli.user_errors.exception_chain`, a context hidden by
+    ``raise ... from None`` is followed too: a library rephrasing a failed write must not
+    hide that the disk is full.
     """
     links: list[BaseException] = []
     link: BaseException | None = exc
