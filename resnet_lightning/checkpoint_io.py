@@ -94,7 +94,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         del weights_only  # never False: a checkpoint is data (see resnet_lightning.safe_load)
         fs, local_path = url_to_fs(os.fspath(path))
         if isinstance(fs, LocalFileSystem) and _on_cpu(map_location):
-            return read_checkpoint(local_path)  # the read the command made already, when it checked the file
+            # The read the command made already, when it checked the file; the tensors are
+            # copied out of the mapping, since training updates optimizer state in place.
+            return _copy(read_checkpoint(local_path), tensors=True)
         if isinstance(fs, LocalFileSystem):
             read_checkpoint(local_path)
             return safe_load(local_path, "checkpoint", mmap=False, map_location=map_location)
@@ -131,7 +133,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         version = None  # missing or unreadable: safe_load says which, in the user's words
     if version is None:
         return _read_checkpoint(os.fspath(path), where)
-    return _read_checkpoint_version(os.path.realpath(path), where, version.st_ino, version.st_size, version.st_mtime_ns)
+    kept = _read_checkpoint_version(os.path.realpath(path), where, version.st_ino, version.st_size, version.st_mtime_ns)
+    return _copy(kept, tensors=False)  # the caller may change what it gets; what is kept stays as read
 
 
 @lru_cache(maxsize=2)
@@ -153,6 +156,17 @@ def _read_checkpoint(path: str, where: str) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{where} is not a Lightning checkpoint (no 'state_dict'); pass a .ckpt file saved by a fit")
     return checkpoint
+
+
+def _copy(value: Any, tensors: bool) -> Any:
+    """``value`` with its dicts and lists copied (and its tensors too, with ``tensors``)."""
+    if isinstance(value, dict):
+        return type(value)((key, _copy(item, tensors)) for key, item in value.items())
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_copy(item, tensors) for item in value)
+    if tensors and isinstance(value, torch.Tensor):
+        return value.clone()
+    return value
 
 
 def _on_cpu(map_location: Any) -> bool:
