@@ -7,9 +7,9 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import UserError
-from .models.pretrained import WeightsError, check_weights
-from .registry import get_architecture
+from ..errors import UserError
+from ..models.pretrained import WeightsError, check_weights
+from ..registry import get_architecture
 
 # The DataModule decides these (the CLI links them into the model); arch_kwargs must not.
 _NOT_ARCH_KWARGS = {"num_classes", "in_channels", "block", "weights"}

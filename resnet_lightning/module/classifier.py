@@ -14,18 +14,18 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 from typing_extensions import override
 
+from ..callbacks.ema import EMA
+from ..callbacks.finetune import BackboneFreeze
+from ..checkpoint_io import CheckpointError, read_checkpoint
+from ..console import tell
+from ..data.augment import BatchMix
+from ..errors import UserError
+from ..factory import create_model
+from ..models.pretrained import classifier_head
+from ..safe_load import SAFE_GLOBALS
 from . import optimization
-from .callbacks.ema import EMA
-from .callbacks.finetune import BackboneFreeze
-from .checkpoint_io import CheckpointError, read_checkpoint
-from .console import tell
-from .data.augment import BatchMix
-from .errors import UserError
-from .factory import create_model
 from .initial_weights import fetch_initial_weights, load_initial_weights
-from .model_options import ModelConfigError, check_model_options
-from .models.pretrained import classifier_head
-from .safe_load import SAFE_GLOBALS
+from .options import ModelConfigError, check_model_options
 from .state_dict_check import state_dict_mismatch
 
 __all__ = ["ModelConfigError", "NonFiniteLossError", "ResNetClassifier"]

@@ -1,6 +1,6 @@
 """``--model.weights``: the pretrained weights a new fit starts from, fetched and loaded as the fit starts.
 
-Checked when the module is built (:func:`~resnet_lightning.model_options.check_model_options`),
+Checked when the module is built (:func:`~resnet_lightning.module.options.check_model_options`),
 fetched once per node (``prepare_data``), loaded on every process (``setup``). Lightning
 restores a resumed checkpoint after ``setup``, whose weights then replace these.
 """
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from torch import nn
 
-from .model_options import ModelConfigError
-from .models.pretrained import (
+from .options import ModelConfigError
+from ..models.pretrained import (
     WeightsError,
     is_weights_file,
     load_pretrained,
     resolve_weights,
 )
-from .registry import get_architecture
+from ..registry import get_architecture
 
 
 def fetch_initial_weights(weights: str, arch: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .model_options import ModelConfigError, option_text
+from .options import ModelConfigError, option_text
 
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 SchedulerFactory = Callable[[torch.optim.Optimizer], Any]

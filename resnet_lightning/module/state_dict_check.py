@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .checkpoint_io import CheckpointError
+from ..checkpoint_io import CheckpointError
 
 
 def state_dict_mismatch(
