@@ -84,6 +84,14 @@ def safe_load(path: str | os.PathLike[str], what: str = "checkpoint", *, mmap: b
             f"{where} is incomplete or corrupt (a save was interrupted, or the file was truncated): {_one_line(error)}; "
             "copy or save it again, or pass another file"
         ) from None
+    except Exception as error:
+        if is_zip:
+            raise  # an archive whose checksums held: what failed is a bug, with its traceback
+        # Not a zip archive: torch reads it as a pre-1.6 pickle, and text or random bytes make
+        # its unpickler fail with whatever error the bytes lead to (KeyError, IndexError, ...).
+        raise FileLoadError(
+            f"{where} is not a file torch.save wrote ({_one_line(error)}); pass a {what} saved by torch.save or a fit"
+        ) from None
 
 
 def is_zip_archive(path: str | os.PathLike[str]) -> bool:

@@ -50,6 +50,9 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
                             ["noread is not readable", "permission denied", "chmod"]),
     "yaml_syntax": (["fit", "--config", "bad.yaml"], ["bad.yaml, line 4, column 8", "YAML syntax error"]),
     "binary_config": (["fit", "--config", "binary.yaml"], ["binary.yaml: not a text file", "0x81"]),
+    # Not a zip archive: torch's legacy unpickler failed with a KeyError or IndexError traceback.
+    "text_checkpoint": (["test", *TINY, "--ckpt_path", "text.ckpt"], ["text.ckpt", "not a checkpoint written by torch.save"]),
+    "noise_weights_file": (["fit", *TINY, "--model.weights", "noise.pt"], ["--model.weights", "noise.pt", "torch.save"]),
     "missing_config": (["fit", "--config", "missing.yaml"], ["--config missing.yaml: no such file", "{tmp}"]),
     "missing_checkpoint": (["fit", "--ckpt_path", "nothere.ckpt"], ["'nothere.ckpt' does not exist"]),
     "truncated_checkpoint": (["test", "--ckpt_path", "truncated.ckpt"], ["truncated.ckpt", "incomplete or corrupt"]),
@@ -133,6 +136,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (tmp / "bad.yaml").write_text("model:\n  arch: cifar_resnet\n  arch_kwargs: {depth: 8\ntrainer:\n  max_epochs: 1\n")
     (tmp / "binary.yaml").write_bytes(b"model:\x81\x00\xff\xfe" + bytes(range(256)))
     (tmp / "truncated.ckpt").write_bytes(b"PK\x03\x04" + b"\x00" * 60)  # the start of a zip, cut off
+    (tmp / "text.ckpt").write_text("root:x:0:0:root:/root:/bin/bash\n")  # not a zip: torch reads it as a legacy pickle
+    (tmp / "noise.pt").write_bytes(bytes((i * 151 + 7) % 256 for i in range(4096)))
     (tmp / "noread" / "cifar-10-batches-py").mkdir(parents=True)
     (tmp / "noread").chmod(0)
     (tmp / "afile").write_text("not a directory\n")
