@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from .errors import UserError
+
 MAX_DEPTH = 100
 MAX_NODES = 100_000
 PARSER_MODE = "resnet_lightning_yaml"
@@ -26,7 +28,7 @@ PARSER_MODE = "resnet_lightning_yaml"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class ConfigTooLargeError(yaml.YAMLError):
+class ConfigTooLargeError(UserError, yaml.YAMLError):
     """A YAML document nested too deeply, or too large once its aliases are expanded."""
 
 
