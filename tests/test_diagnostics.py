@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import re
 
@@ -11,6 +12,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchmetrics.classification import MulticlassConfusionMatrix
@@ -25,6 +27,7 @@ from resnet_lightning.callbacks import (
     RunCheckpoint,
     TestReport,
 )
+from resnet_lightning.data import DigitsDataModule
 from resnet_lightning.errors import UserError
 
 
@@ -171,6 +174,34 @@ def test_architecture_summary_logs_config_and_metrics(tmp_path) -> None:
     hparams = (tmp_path / "csv" / "version_0" / "hparams.yaml").read_text()
     assert "model_summary.depth: 8" in hparams
     assert float(_metrics_csv(trainer)[0]["model/parameters"]) == count_parameters(model.model)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += record.getMessage().splitlines()
+
+
+def test_lightning_summary_counts_the_networks_flops_as_twice_our_macs(tmp_path) -> None:
+    # Lightning's summary runs the module's example_input_array (one training image's shape, from the
+    # DataModule) under the FLOP counter count_macs uses, which counts a multiply-add as two FLOPs.
+    summary, printed = ArchitectureSummary(), _Lines()
+    logger = logging.getLogger("lightning.pytorch.callbacks.model_summary")
+    level, logger.level = logger.level, logging.INFO
+    logger.addHandler(printed)
+    try:
+        model = ResNetClassifier(arch="cifar_resnet", arch_kwargs={"depth": 8}, num_classes=10, in_channels=1)
+        _trainer(tmp_path, [summary], max_steps=1, enable_model_summary=True).fit(model, DigitsDataModule())
+    finally:
+        logger.removeHandler(printed)
+        logger.setLevel(level)
+    total = next(line for line in printed.lines if line.endswith("Total Flops")).removesuffix("Total Flops").strip()
+    assert summary.summary["macs"] > 0 and total == get_human_readable_count(2 * summary.summary["macs"])  # "1.5 M"
+    network_row = next(line for line in printed.lines if "| ResNet " in line)
+    assert "[1, 1, 8, 8]" in network_row and f"| {total} |" in network_row
 
 
 def test_test_report_confusion_matrix_and_misclassified(tmp_path) -> None:

@@ -16,6 +16,7 @@ from .rng_state import RNGStateCheckpoint
 from .run_checkpoint import RunCheckpoint
 from .signals import StopOnSignal
 from .test_report import TestReport
+from .throughput import TrainingThroughput
 from .training_started import TrainingStarted
 
 __all__ = [
@@ -29,5 +30,6 @@ __all__ = [
     "RunCheckpoint",
     "StopOnSignal",
     "TestReport",
+    "TrainingThroughput",
     "TrainingStarted",
 ]

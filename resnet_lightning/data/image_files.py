@@ -19,6 +19,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from typing_extensions import override
 
+from resnet_lightning.console import tell
 from resnet_lightning.data.base import BaseDataModule
 from resnet_lightning.data.errors import DataConfigError
 from resnet_lightning.data.images import PREPROCESS_RULES, ImageDecodeError, load_image
@@ -93,6 +94,38 @@ class ImageFilesDataModule(BaseDataModule):
     def state_dict(self) -> dict[str, Any]:
         # Saved in every checkpoint: an export writes it into the file's metadata.
         return {"preprocess": self.preprocess()} if getattr(self, "mean", None) is not None else {}
+
+
+def tell_if_far_smaller(paths: Sequence[Path], crop: int, option: str, samples: int = 32) -> None:
+    """One line when the images are far smaller than the ``crop`` x ``crop`` they are upsampled to.
+
+    "Far": 4 times the pixels or more (e.g. 32x32 images at the 224 default: 49 times the
+    compute of training at their own size). The size is the median over up to ``samples``
+    files spread over ``paths``, read from their headers only; unreadable ones are left
+    to the loader to report.
+
+    Args:
+        paths: The training images.
+        crop: The side the model sees.
+        option: The option that sets it, with its value, for the message (``--data.image_size 224``).
+    """
+    sizes = []
+    for path in list(paths)[:: max(1, len(paths) // samples)][:samples]:
+        try:
+            with Image.open(path) as image:
+                sizes.append(image.size)  # (W, H)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    if not sizes:
+        return
+    width, height = sorted(sizes, key=lambda size: size[0] * size[1])[len(sizes) // 2]
+    times = crop * crop / (width * height)
+    if times >= 4:
+        tell(
+            f"the training images are about {width}x{height} pixels, far smaller than {option}: each is "
+            f"upsampled to {crop}x{crop}, {times:.0f} times the compute of training at their size; "
+            f"--data.image_size {max(width, height)} trains at their size"
+        )
 
 
 def eval_sizes(image_size: int, eval_resize_size: int | None = None, eval_crop_size: int | None = None) -> tuple[int, int]:

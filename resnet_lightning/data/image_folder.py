@@ -23,7 +23,7 @@ from typing_extensions import override
 
 from resnet_lightning.data.checks import check_readable
 from resnet_lightning.data.errors import DataConfigError, DataError
-from resnet_lightning.data.image_files import ImageFiles, ImageFilesDataModule
+from resnet_lightning.data.image_files import ImageFiles, ImageFilesDataModule, tell_if_far_smaller
 from resnet_lightning.data.images import (
     IMAGE_EXTENSIONS,
     ImageDecodeError,
@@ -147,6 +147,9 @@ class ImageFolderDataModule(ImageFilesDataModule):
                 splits["test"] = splits["val"]
         if not splits["train"]:
             raise DataConfigError(f"val_fraction and test_fraction leave no training image in {self.split_root}")
+        if stage in ("fit", None):
+            option = "--data.image_size" if self.train_crop_size == self.image_size else "--data.train_crop_size"
+            tell_if_far_smaller([path for path, _ in splits["train"]], self.train_crop_size, f"{option} {self.train_crop_size}")
         if self.mean is None:
             self.build_transforms(*self._statistics([path for path, _ in splits["train"]]))
         sets = {}

@@ -16,6 +16,7 @@ from typing_extensions import override
 
 from ..callbacks.ema import EMA
 from ..callbacks.finetune import BackboneFreeze
+from ..callbacks.throughput import TrainingThroughput
 from ..checkpoint_io import CheckpointError, read_checkpoint
 from ..console import tell
 from ..data.augment import BatchMix
@@ -24,6 +25,7 @@ from ..factory import create_model
 from ..models.pretrained import classifier_head
 from ..safe_load import SAFE_GLOBALS
 from . import optimization
+from .example_input import example_input
 from .initial_weights import fetch_initial_weights, load_initial_weights
 from .options import ModelConfigError, check_model_options
 from .state_dict_check import state_dict_mismatch
@@ -170,7 +172,7 @@ class ResNetClassifier(L.LightningModule):
     @override
     def configure_callbacks(self) -> list[L.Callback]:
         # Fits only: test/validate/export read the checkpoint's state_dict, which already holds the average.
-        callbacks: list[L.Callback] = []
+        callbacks: list[L.Callback] = [TrainingThroughput()] if self.trainer.state.fn == "fit" else []
         if self.hparams.ema_decay > 0 and self.trainer.state.fn == "fit":
             callbacks.append(EMA(self.hparams.ema_decay, self.hparams.ema_every_n_steps, self.hparams.ema_start_epoch))
         if self.hparams.get("freeze_backbone_epochs", 0) > 0 and self.trainer.state.fn == "fit":
@@ -188,6 +190,8 @@ class ResNetClassifier(L.LightningModule):
 
     @override
     def setup(self, stage: str) -> None:
+        if self._fitting():  # one image's shape, so Lightning's model summary counts real FLOPs, not 0
+            self.example_input_array = example_input(self.trainer)
         # Lightning restores a resumed checkpoint after setup: its weights then replace these.
         if self.hparams.get("weights") and self._fitting():
             try:

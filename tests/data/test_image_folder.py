@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 
 from resnet_lightning.data import DataConfigError, DataError, ImageFolderDataModule
 from resnet_lightning.data.digit_images import make_digits
+from tests.fixtures_data import write_image_folder
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +121,25 @@ def test_user_errors_are_one_line_naming_the_path(digits_tree, tmp_path) -> None
     dm = ImageFolderDataModule(data_dir=str(digits_tree / "labelled"), predict_path=str(tmp_path / "new"), **options())
     with pytest.raises(DataError, match=r"--data.predict_path .*new does not exist"):
         dm.setup("predict")
+
+
+@pytest.mark.parametrize(
+    ("sizes", "said"),
+    [
+        ({}, "about 16x16 pixels, far smaller than --data.image_size 224: each is upsampled to 224x224, 196 times"),
+        ({"image_size": 32}, "far smaller than --data.image_size 32: each is upsampled to 32x32, 4 times"),
+        ({"image_size": 16, "train_crop_size": 48}, "far smaller than --data.train_crop_size 48"),
+        ({"image_size": 24}, None),  # 2.25 times the pixels: not worth a line
+    ],
+)
+def test_images_far_smaller_than_the_model_input_get_one_line(tmp_path, capsys, sizes, said) -> None:
+    root = write_image_folder(tmp_path / "images", num_classes=2, train_per_class=4, val_per_class=1, size=16)
+    ImageFolderDataModule(data_dir=str(root), batch_size=4, num_workers=0, **sizes).setup("fit")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "far smaller" in line]
+    if said is None:
+        assert lines == []
+    else:
+        assert len(lines) == 1 and said in lines[0] and lines[0].startswith("resnet-lightning: "), lines
+        assert lines[0].endswith("--data.image_size 16 trains at their size")
+    ImageFolderDataModule(data_dir=str(root), batch_size=4, num_workers=0, **sizes).setup("test")
+    assert "far smaller" not in capsys.readouterr().err  # evaluating: the size is the trained model's

@@ -1,0 +1,80 @@
+"""Training throughput, logged once per epoch by every fit (real CLI, real Lightning on the CPU)."""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, TensorDataset
+
+from resnet_lightning import ResNetClassifier
+from resnet_lightning.callbacks import TrainingThroughput
+from resnet_lightning.cli import cli_main
+from tests.fixtures_cli import DIGITS, RUN_NAME
+
+TINY = ["--config", DIGITS, "--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth: 8}",
+        "--trainer.enable_progress_bar", "false", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1"]
+
+
+def _rows(path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return [row for row in csv.DictReader(f) if row.get("train/images_per_sec")]
+
+
+def test_every_fit_logs_images_per_second_once_per_epoch(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    started = time.perf_counter()
+    cli = cli_main(["fit", *TINY, "--trainer.max_epochs", "2"])
+    seconds = time.perf_counter() - started
+    rows = _rows(tmp_path / RUN_NAME / "version_0" / "metrics.csv")
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    rates = [float(row["train/images_per_sec"]) for row in rows]
+    # Two batches of 64 images an epoch, in less time than the whole command took.
+    assert all(rate > 2 * 64 / seconds for rate in rates), rates
+    assert cli.trainer.callback_metrics["train/images_per_sec"].item() == rates[-1]
+    assert "train/mfu" not in rows[0]  # no peak FLOPs on a CPU
+
+
+class _SlowValidation(L.LightningModule):
+    """A tiny network whose every validation batch takes 0.2 s: none of it may count as training time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 2)
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).sum()
+
+    def validation_step(self, batch, batch_idx):
+        time.sleep(0.2)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_validation_inside_an_epoch_is_not_training_time(tmp_path) -> None:
+    data = DataLoader(TensorDataset(torch.randn(64, 4)), batch_size=8)  # 8 batches, validated every 2
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=1, val_check_interval=2, limit_val_batches=1, num_sanity_val_steps=0,
+        callbacks=[TrainingThroughput()], logger=CSVLogger(tmp_path), enable_progress_bar=False,
+        enable_model_summary=False, enable_checkpointing=False,
+    )
+    trainer.fit(_SlowValidation(), data, DataLoader(TensorDataset(torch.randn(8, 4)), batch_size=8))
+    # 4 validations (0.8 s) ran during the epoch; 64 images of a linear layer train in far less.
+    assert trainer.callback_metrics["train/images_per_sec"].item() > 64 / 0.2
+
+
+def test_the_module_adds_the_callback_to_each_fit_once(tmp_path) -> None:
+    model = ResNetClassifier(arch="cifar_resnet", arch_kwargs={"depth": 8}, in_channels=1)
+    loader = DataLoader(TensorDataset(torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))), batch_size=8)
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, default_root_dir=tmp_path)
+    trainer.fit(model, loader)
+    assert sum(isinstance(c, TrainingThroughput) for c in trainer.callbacks) == 1
+    assert "train/images_per_sec" in trainer.callback_metrics
+    trainer.fit_loop.epoch_loop.max_steps = 2
+    trainer.fit(model, loader)  # a second fit replaces the first one's callback
+    assert sum(isinstance(c, TrainingThroughput) for c in trainer.callbacks) == 1
