@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -146,7 +149,9 @@ def test_analyze_command_writes_png_csv_json(digits_checkpoints, tmp_path, capsy
     main(["gradient_flow", "--runs", *map(str, logs), "--output_dir", str(tmp_path / "g")])
     for name in ("d/degradation", "g/gradient_flow"):
         assert (tmp_path / f"{name}.png").is_file() and (tmp_path / f"{name}.csv").is_file()
-    assert "lesion: wrote" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "lesion: wrote" in captured.out
+    assert re.search(r"^resnet-lightning: lesion cifar_resnet: (\d+)/\1 evaluations \(", captured.err, re.M), captured.err
 
 
 def test_lesion_command_rejects_data_of_another_shape(digits_checkpoints, tmp_path) -> None:
@@ -167,6 +172,30 @@ def test_shattered_command_logs_to_an_offline_wandb_run(tmp_path, monkeypatch) -
     run = read_offline_run(run_dir)
     assert run.job_type == "analysis" and run.config["depth"] == 6
     assert {"analysis/shattered", "analysis/shattered_table"} <= run.metric_keys()
+
+
+SHATTERED = ["shattered", "--depth", "2", "--width", "8", "--points", "16", "--seeds", "20", "--max_lag", "2"]
+
+
+def test_shattered_shows_progress_in_ten_lines_in_a_log(tmp_path, capsys) -> None:
+    main([*SHATTERED, "--output_dir", str(tmp_path)])  # 3 networks x 20 seeds; stderr is not a terminal here
+    lines = capsys.readouterr().err.splitlines()
+    assert [re.sub(r" \(.*", "", line) for line in lines] == [
+        f"resnet-lightning: shattered: {n}/60 networks" for n in range(6, 61, 6)
+    ], lines
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_shattered_shows_a_bar_in_a_terminal(tmp_path, monkeypatch) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    main([*SHATTERED, "--output_dir", str(tmp_path)])
+    shown = terminal.getvalue()  # tqdm's refreshes, cleared at the end
+    assert "\rshattered:" in shown and "/60 [" in shown and "resnet-lightning: shattered" not in shown, shown
 
 
 def analyze_error(capsys, *args: str, code: int) -> str:

@@ -202,7 +202,7 @@ def _run_lesion(args: Namespace, datamodule: LightningDataModule) -> tuple[Any, 
         if labels.count(label) > 1:  # the summary is keyed by label: two checkpoints of one architecture stay apart
             label = f"{label} ({path})"
         results.append(
-            lesion_study(module.model, batches, label, args.max_removed, args.trials, args.seed, hp.num_classes)
+            lesion_study(module.model, batches, label, args.max_removed, args.trials, args.seed, hp.num_classes, show_progress=True)
         )
     columns, rows = lesion_rows(results)
     summary = {
@@ -223,7 +223,7 @@ def _run_shattered(args: Namespace) -> tuple[Any, list[str], list[list[Any]], di
     from .shattered import plot_shattered, shattered_gradients, shattered_rows
 
     configs = ([(args.shallow_depth, False)] if args.shallow_depth > 0 else []) + [(args.depth, False), (args.depth, True)]
-    results = shattered_gradients(configs, args.width, args.points, args.seeds, args.max_lag)
+    results = shattered_gradients(configs, args.width, args.points, args.seeds, args.max_lag, show_progress=True)
     columns, rows = shattered_rows(results)
     summary = {r.label: {"lag1_autocorrelation": r.lag1, "depth": r.depth, "residual": r.residual} for r in results}
     return plot_shattered(results), columns, rows, summary

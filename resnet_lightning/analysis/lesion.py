@@ -33,6 +33,7 @@ from torch import nn
 
 from ..models.residual import block_inputs, residual_blocks, structured_blocks
 from .errors import AnalysisInputError
+from .progress import Progress
 
 
 @dataclass
@@ -128,8 +129,8 @@ def deleted(network: nn.Module, indices: Iterable[int], replace: dict[int, nn.Mo
 
 
 @torch.no_grad()
-def accuracy(network: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Top-1 accuracy of ``network`` (eval mode) over ``(images, labels)`` batches."""
+def accuracy(network: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], progress: Progress | None = None) -> float:
+    """Top-1 accuracy of ``network`` (eval mode) over ``(images, labels)`` batches; one step of ``progress``."""
     was_training = network.training
     network.eval()
     correct = total = 0
@@ -139,6 +140,8 @@ def accuracy(network: nn.Module, batches: Sequence[tuple[torch.Tensor, torch.Ten
             total += labels.numel()
     finally:
         network.train(was_training)
+    if progress is not None:
+        progress.advance()
     return correct / max(total, 1)
 
 
@@ -150,6 +153,7 @@ def lesion_study(
     trials: int = 10,
     seed: int = 0,
     num_classes: int | None = None,
+    show_progress: bool = False,
 ) -> LesionResult:
     """Delete each single block, then ``k`` random blocks for ``k = 1..max_removed``.
 
@@ -161,23 +165,26 @@ def lesion_study(
         trials: Random subsets drawn for each ``k``.
         seed: Seed of the subset draws.
         num_classes: For the chance level (default: the output width of one batch).
+        show_progress: Show how many of the evaluations are done (:class:`~.progress.Progress`).
     """
     replace = replacements(network, batches[0][0])
     removable = sorted(replace)
-    baseline = accuracy(network, batches)
+    counts = 1 + len(removable) + min(max_removed, len(removable)) * trials
+    progress = Progress(f"lesion {label}", counts, "evaluations") if show_progress else None
+    baseline = accuracy(network, batches, progress)
     if num_classes is None:
         with torch.no_grad():
             num_classes = network.eval()(batches[0][0][:1]).shape[-1]
     result = LesionResult(label, len(residual_blocks(network)), removable, baseline, chance=1.0 / num_classes)
     for i in removable:
         with deleted(network, [i], replace):
-            result.single[i] = accuracy(network, batches)
+            result.single[i] = accuracy(network, batches, progress)
     rng = random.Random(seed)
     for k in range(1, min(max_removed, len(removable)) + 1):
         result.random[k] = []
         for _ in range(trials):
             with deleted(network, rng.sample(removable, k), replace):
-                result.random[k].append(accuracy(network, batches))
+                result.random[k].append(accuracy(network, batches, progress))
     return result
 
 

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .progress import Progress
+
 
 class LineNet(nn.Module):
     """A scalar-to-scalar fully connected rectifier net, pre-activation style.
@@ -121,6 +123,7 @@ def shattered_gradients(
     seeds: int = 20,
     max_lag: int = 32,
     seed: int = 0,
+    show_progress: bool = False,
 ) -> list[ShatteredResult]:
     """Input gradients along ``linspace(-2, 2, points)`` for each ``(depth, residual)`` at initialisation.
 
@@ -132,14 +135,18 @@ def shattered_gradients(
         seeds: Random initialisations per configuration.
         max_lag: Largest autocorrelation lag.
         seed: Base seed; initialisation ``s`` uses ``seed + s``.
+        show_progress: Show how many of the networks are done (:class:`~.progress.Progress`).
     """
     x = torch.linspace(-2.0, 2.0, points).unsqueeze(1)  # (points, 1)
     results = []
+    progress = Progress("shattered", len(configs) * seeds, "networks") if show_progress else None
     for depth, residual in configs:
         grads = []
         for s in range(seeds):
             torch.manual_seed(seed + s)
             grads.append(input_gradients(LineNet(depth, residual, width), x))
+            if progress is not None:
+                progress.advance()
         g = torch.stack(grads)  # (seeds, points)
         ac = torch.stack([autocorrelation(row, max_lag) for row in g]).mean(dim=0)
         correlation = torch.corrcoef(g.T) if seeds > 1 else torch.eye(points)
