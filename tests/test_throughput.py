@@ -12,7 +12,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from resnet_lightning import ResNetClassifier
 from resnet_lightning.callbacks import TrainingThroughput
+from resnet_lightning.callbacks.throughput import _training_flops
 from resnet_lightning.cli import cli_main
+from resnet_lightning.models.flops import count_macs
 from tests.fixtures_cli import DIGITS, RUN_NAME
 
 TINY = ["--config", DIGITS, "--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth: 8}",
@@ -78,3 +80,12 @@ def test_the_module_adds_the_callback_to_each_fit_once(tmp_path) -> None:
     trainer.fit_loop.epoch_loop.max_steps = 2
     trainer.fit(model, loader)  # a second fit replaces the first one's callback
     assert sum(isinstance(c, TrainingThroughput) for c in trainer.callbacks) == 1
+
+
+def test_mfu_counts_a_training_step_as_three_forward_passes() -> None:
+    # What train/mfu divides by the GPU's peak (GPU only, so not logged here): one image's forward and
+    # backward FLOPs, counted on a meta-device copy; backward costs about twice the forward.
+    model = ResNetClassifier(arch="cifar_resnet", arch_kwargs={"depth": 8}, in_channels=1)
+    flops = _training_flops(model, torch.Size([1, 8, 8]))
+    assert 2.9 < flops / (2 * count_macs(model.model, (1, 1, 8, 8))) < 3.0
+    assert next(model.parameters()).device.type == "cpu"  # the model itself is left where it was
