@@ -24,8 +24,9 @@ from typing import Any
 import torch
 
 BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_DIR = BENCH_DIR / "results"  # tracked: written only with --update-readme
 REPO_ROOT = BENCH_DIR.parent
+OUTPUT_DIR = Path("benchmarks-out")  # in the working directory; git-ignored
 
 
 def cpu_model() -> str:
@@ -180,3 +181,22 @@ def save_json(result: dict[str, Any], directory: Path) -> Path:
     path = directory / f"{result['benchmark']}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     return path
+
+
+def output_dir(output: Path | None, quick: bool = False, update_readme: bool = False) -> Path:
+    """Where a run's results go, as an absolute path.
+
+    Args:
+        output: the directory given (``--output``); used as it is.
+        quick: a ``--quick`` run: by default its results go to a ``quick/`` subdirectory,
+            so they never replace a full run's.
+        update_readme: ``--update-readme``: by default the tracked ``benchmarks/results/``.
+    """
+    if output is None:
+        output = RESULTS_DIR if update_readme else OUTPUT_DIR / "quick" if quick else OUTPUT_DIR
+    return output.resolve()
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the working directory where it lies below it, else absolute."""
+    return str(path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path)

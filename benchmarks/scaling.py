@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 measured[depth, batch] = {"steps": steps, **point, "wall_s": time.perf_counter() - started}
             rows.append({"sweep": sweep, "model": f"cifar_resnet{depth}", "depth": depth, "batch": batch,
                          **measured[depth, batch]})
-    plot = PLOT if not args.quick else Path(args.results) / "scaling.png"
+    plot = PLOT if args.update_readme else Path(args.output) / "scaling.png"
     save_plot(rows, plot, args.device)
     return {
         "benchmark": "scaling",
