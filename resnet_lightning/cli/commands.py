@@ -29,4 +29,8 @@ COMMANDS = {
         "resnet_lightning.export:main",
         "export a trained checkpoint to ONNX or torch.export (.pt2), checked against the eager model",
     ),
+    "report": (
+        "resnet_lightning.report:main",
+        "one self-contained HTML page (images inside, no server) for a run directory or a search's output directory",
+    ),
 }

@@ -23,6 +23,7 @@ from .. import data  # noqa: F401  (imports the DataModules so --data finds them
 from .. import runs
 from ..callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal, TrainingStarted
 from ..callbacks.prediction_writer import PredictionWriter
+from ..callbacks.run_report import RunReport
 from ..checkpoint_io import AtomicCheckpointIO, read_checkpoint
 from ..config_limits import register_parser_mode
 from ..console import PROG, tell
@@ -129,6 +130,8 @@ class ResNetLightningCLI(LightningCLI):
             help="Which run of this run name to evaluate or continue: N, version_N or a run directory "
             "(default: the newest with a checkpoint). Runs live in <default_root_dir>/<data>-<arch>[-<block>]/version_N.",
         )
+        parser.add_argument("--report", type=bool, default=True, help="fit and test: write the run's report.html "
+                            "(one self-contained HTML page) when they end; `resnet-lightning report RUN` writes it at any time.")
         parser.set_defaults(
             {
                 "data": {"class_path": "resnet_lightning.data.DigitsDataModule"},
@@ -179,6 +182,8 @@ class ResNetLightningCLI(LightningCLI):
             trainer.callbacks.append(PredictionWriter())
         if self.subcommand == "fit" and self.run_dir is not None:  # the run stays once training starts
             trainer.callbacks.append(TrainingStarted(self.run_dir))
+        if self.subcommand in ("fit", "test") and self.run_dir is not None and self.config[self.subcommand].get("report"):
+            trainer.callbacks.append(RunReport(self.run_dir))  # <run>/report.html when it ends
         return trainer
 
     def _parse_ckpt_path(self) -> None:

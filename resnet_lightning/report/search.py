@@ -1,0 +1,147 @@
+"""A search's report, from what ``resnet-lightning search --output DIR`` leaves in DIR.
+
+``trials.csv``, ``pareto.csv``, ``pareto.png`` and ``best.yaml`` (:mod:`resnet_lightning.search.outputs`),
+and the hyperparameter importances of the study in DIR's journal file (``study.journal``;
+a study kept in a database through ``--storage`` is not read from here).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from . import html
+
+OUTPUT_FILES = ("trials.csv", "pareto.csv")
+JOURNAL_FILE = "study.journal"  # resnet_lightning.search.storage.JOURNAL_FILE, without importing Optuna to say so
+MAX_ROWS = 500
+
+
+def is_search(directory: Path) -> bool:
+    """Whether ``directory`` looks like a search's output directory."""
+    return any((directory / name).is_file() for name in (*OUTPUT_FILES, JOURNAL_FILE))
+
+
+def search_report(output: Path) -> str:
+    """The HTML page of the search whose outputs are in ``output``."""
+    rows = _csv(output / "trials.csv")
+    states: dict[str, int] = {}
+    for row in rows:
+        states[row.get("state", "")] = states.get(row.get("state", ""), 0) + 1
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items())) or "no trials yet"
+    sections = [
+        _pareto_section(output),
+        html.section("Importances", *_importances(output / JOURNAL_FILE, list(rows[0]) if rows else [])),
+        html.section("Trials", _table(rows, "trials.csv", output)),
+    ]
+    best = output / "best.yaml"
+    if best.is_file():
+        sections.append(html.section("Best configuration (best.yaml: fit --config best.yaml retrains it)",
+                                     html.preformatted(best.read_text())))
+    sections.append(html.section(
+        "Hypervolume and intervals",
+        html.note("not computed: a search's trials are single fits; the comparison report (intervals over seeds) "
+                  "comes with the `compare` command"),
+    ))
+    return html.page(f"Search {output.resolve().name}", f"{output.resolve()} · {len(rows)} trials: {counts}", sections)
+
+
+def _pareto_section(output: Path) -> str:
+    parts = []
+    png = output / "pareto.png"
+    if png.is_file():
+        parts.append(html.image(png.read_bytes(), "pareto.png: accuracy against MACs, the front marked"))
+    else:
+        parts.append(html.note("no pareto.png: no trial has completed"))
+    front = _csv(output / "pareto.csv")
+    if front:
+        parts.append(_table(front, "pareto.csv"))
+    return html.section("Pareto front", *parts)
+
+
+def _importances(journal: Path, columns: list[str]) -> list[str]:
+    """Optuna's parameter importances per objective (fANOVA), or a note saying why there are none."""
+    if not journal.is_file():
+        return [html.note(f"no {JOURNAL_FILE} here: the study is in the --storage database the search used")]
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator
+    from optuna.trial import TrialState
+
+    from ..search.storage import open_storage
+
+    storage = open_storage(str(journal))
+    parts = []
+    for name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(complete) < 2:
+            parts.append(html.note(f"study {name}: {len(complete)} completed trial(s); importances need at least 2"))
+            continue
+        names = study.metric_names or _objective_names(columns, complete, len(study.directions))
+        for index, objective in enumerate(names):
+            try:
+                importances = optuna.importance.get_param_importances(
+                    study, evaluator=FanovaImportanceEvaluator(seed=0), target=lambda t, i=index: t.values[i]
+                )
+            except (ValueError, RuntimeError) as err:  # e.g. every completed trial drew the same parameters
+                parts.append(html.note(f"study {name}, {objective}: no importances ({err})"))
+                continue
+            parts.append(f"<h3>{html.escape(f'study {name}: {objective}')}</h3>")
+            parts.append(html.image(html.figure_png(_bars(importances, objective)), f"importances for {objective} (fANOVA)"))
+            parts.append(html.table(["parameter", "importance"], [(k, f"{v:.3f}") for k, v in importances.items()]))
+    return parts or [html.note("the journal holds no study")]
+
+
+def _objective_names(columns: list[str], trials: list, count: int) -> list[str]:
+    """trials.csv names the objectives between the parameters and ``macs``; else ``objective i``."""
+    params = {name for trial in trials for name in trial.params}
+    between = columns[columns.index("state") + 1 : columns.index("macs")] if {"state", "macs"} <= set(columns) else []
+    names = [c for c in between if c not in params]
+    return names if len(names) == count else [f"objective {i}" for i in range(count)]
+
+
+def _bars(importances: dict[str, float], objective: str):
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 0.5 + 0.4 * max(1, len(importances))), layout="constrained")
+    axes = figure.add_subplot()
+    names = list(importances)[::-1]
+    axes.barh(names, [importances[n] for n in names], color="#4878a8")
+    axes.set_xlabel(f"importance for {objective}")
+    axes.set_xlim(0, 1)
+    return figure
+
+
+def _table(rows: list[dict[str, str]], name: str, output: Path | None = None) -> str:
+    if not rows:
+        return html.note(f"no {name} here (or it holds no trials)")
+    columns = [c for c in rows[0] if any(row.get(c) for row in rows)]  # columns with something in them
+    shown = [[html.number(row.get(c)) if c != "run_dir" else _short(row.get(c)) for c in columns] for row in rows[:MAX_ROWS]]
+    more = html.note(f"{len(rows) - MAX_ROWS} more rows in {name}") if len(rows) > MAX_ROWS else ""
+    links = [_run_link(row.get("run_dir"), output) for row in rows[:MAX_ROWS]] if output is not None else []
+    if any(links):  # each trial's own run report, as a link relative to this page (the directory can move)
+        columns, shown = [*columns, "run report"], [[*cells, link] for cells, link in zip(shown, links)]
+    return html.table(columns, shown, raw_last=bool(any(links))) + more
+
+
+def _short(run_dir: str | None) -> str:
+    """``digits-cifar_resnet-basic-d8/version_0`` for a trial's run directory."""
+    return "/".join(Path(run_dir).parts[-2:]) if run_dir else ""
+
+
+def _run_link(run_dir: str | None, output: Path) -> str:
+    if not run_dir:
+        return ""
+    report = Path(run_dir) / "report.html"
+    try:
+        relative = report.resolve().relative_to(output.resolve())
+    except ValueError:
+        return ""
+    return f"<a href=\"{html.escape(relative.as_posix())}\">report</a>" if report.is_file() else ""
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
