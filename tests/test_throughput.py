@@ -6,6 +6,7 @@ import csv
 import time
 
 import lightning as L
+import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, TensorDataset
@@ -89,3 +90,25 @@ def test_mfu_counts_a_training_step_as_three_forward_passes() -> None:
     flops = _training_flops(model, torch.Size([1, 8, 8]))
     assert 2.9 < flops / (2 * count_macs(model.model, (1, 1, 8, 8))) < 3.0
     assert next(model.parameters()).device.type == "cpu"  # the model itself is left where it was
+
+
+class _EpochEndReader(L.Callback):
+    """Reads the rate as the console's epoch line does: in on_train_epoch_end, as a Trainer callback (run first)."""
+
+    def __init__(self) -> None:
+        self.seen: list[float | None] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get("train/images_per_sec")
+        self.seen.append(None if value is None else value.item())
+
+
+def test_an_epoch_end_hook_of_any_callback_sees_the_epochs_own_rate(tmp_path) -> None:
+    reader = _EpochEndReader()
+    model = ResNetClassifier(arch="cifar_resnet", arch_kwargs={"depth": 8}, in_channels=1)
+    loader = DataLoader(TensorDataset(torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))), batch_size=8)
+    trainer = L.Trainer(accelerator="cpu", max_epochs=3, logger=CSVLogger(tmp_path), callbacks=[reader],
+                        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    trainer.fit(model, loader)
+    logged = [float(row["train/images_per_sec"]) for row in _rows(f"{trainer.log_dir}/metrics.csv")]
+    assert len(logged) == 3 and reader.seen == pytest.approx(logged)

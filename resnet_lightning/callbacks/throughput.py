@@ -18,7 +18,8 @@ class TrainingThroughput(L.Callback):
     """Log ``train/images_per_sec`` once per epoch to every logger, and ``train/mfu`` on a GPU Lightning knows.
 
     The time is the wall clock of the epoch's training batches, data loading and
-    optimizer steps included, from the epoch's start to its last batch's end, less any
+    optimizer steps included, from the epoch's start to its last batch's end (when it is
+    logged, before any ``on_train_epoch_end`` hook reads it), less any
     validation run in between (``val_check_interval``): the epoch-end validation and
     checkpointing come after the last batch and do not count. Images are summed over
     ranks. Unlike Lightning's ``ThroughputMonitor``, which synchronises the GPU at every
@@ -33,7 +34,7 @@ class TrainingThroughput(L.Callback):
 
     def __init__(self) -> None:
         self._start = self._last_end = self._paused_at = 0.0
-        self._images = 0
+        self._images, self._logged = 0, False
         self._peak_flops: int | None = None
         self._flops_per_image: int | None = None
         self._cuda: torch.device | None = None
@@ -50,7 +51,7 @@ class TrainingThroughput(L.Callback):
     @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = self._last_end = time.perf_counter()
-        self._images, self._paused_at = 0, 0.0
+        self._images, self._paused_at, self._logged = 0, 0.0, False
 
     @override
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
@@ -66,9 +67,12 @@ class TrainingThroughput(L.Callback):
         self._images += len(images)
         if self._peak_flops is not None and self._flops_per_image is None:
             self._flops_per_image = _training_flops(pl_module, images.shape[1:])
-        if self._cuda is not None and batch_idx + 1 >= trainer.num_training_batches:
+        last = batch_idx + 1 >= trainer.num_training_batches or 0 <= trainer.max_steps <= trainer.global_step
+        if last and self._cuda is not None:
             torch.cuda.synchronize(self._cuda)  # the epoch's GPU work done, once per epoch
         self._last_end = time.perf_counter()
+        if last:  # logged now, so that every on_train_epoch_end (the console's epoch line) sees it
+            self._log(pl_module)
 
     @override
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -77,9 +81,13 @@ class TrainingThroughput(L.Callback):
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._log(pl_module)  # an epoch stopped before its last batch (a signal, early stopping)
+
+    def _log(self, pl_module: L.LightningModule) -> None:
         seconds = self._last_end - self._start
-        if self._images == 0 or seconds <= 0:
+        if self._logged or self._images == 0 or seconds <= 0:
             return
+        self._logged = True
         rate = self._images / seconds
         # Summed over ranks: each trains its own shard at the same time.
         pl_module.log("train/images_per_sec", rate, on_step=False, on_epoch=True, sync_dist=True, reduce_fx="sum")
