@@ -35,11 +35,15 @@ def tell(message: str) -> None:
     """Print ``resnet-lightning: <message>`` to stderr, once (on rank zero)."""
     if rank() != 0:
         return
-    line = f"{PROG}: {message}"
     if _sink is not None:
-        _sink(line)
+        _sink(line(message))
     else:
-        print(line, file=sys.stderr)
+        print(line(message), file=sys.stderr)
+
+
+def line(message: str) -> str:
+    """``resnet-lightning: <message>``: what :func:`tell` prints, for code that writes it another way (through a progress bar)."""
+    return f"{PROG}: {message}"
 
 
 def hold_lines(sink: Callable[[str], None] | None) -> None:

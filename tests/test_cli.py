@@ -131,7 +131,7 @@ def test_ddp_two_cpu_processes_split_the_data(tmp_path, on_device) -> None:
     result = run_cli(
         "fit", *TINY_MODEL, "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
         "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "2", "--data.on_device", on_device, *QUIET,
-        "--checkpoint.dirpath", str(tmp_path / "ckpt"), cwd=tmp_path,
+        "--checkpoint.dirpath", str(tmp_path / "ckpt"), "--verbose", cwd=tmp_path,  # --verbose: Lightning's notices
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MEMBER: 2/2" in result.stderr + result.stdout

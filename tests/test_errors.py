@@ -163,7 +163,8 @@ def outcomes(workdir: Path) -> dict[str, Future]:
     futures = {case: pool.submit(_run, CASES[case][0], workdir) for case in IN_SUBPROCESS}
     futures["debug"] = pool.submit(_run, ["fit", "--model.label_smoothing", "1.5"], workdir, {"RESNET_LIGHTNING_DEBUG": "1"})
     futures["readonly_cwd"] = pool.submit(_run, ["fit", *TINY], workdir / "readonly")
-    good_run = ["fit", *TINY, "--trainer.fast_dev_run", "1", "--trainer.enable_progress_bar", "false"]
+    # --verbose: Lightning's notices are not shown by default (tests/test_console.py); asked for, they come out in order.
+    good_run = ["fit", *TINY, "--trainer.fast_dev_run", "1", "--trainer.enable_progress_bar", "false", "--verbose"]
     futures["good_run"] = pool.submit(_run, good_run, workdir)
     yield futures
     pool.shutdown(cancel_futures=True)

@@ -6,6 +6,7 @@ the log directory otherwise (see :mod:`resnet_lightning.tracking.outputs`). What
 measure is computed by :mod:`resnet_lightning.analysis`; callbacks call it, never the reverse.
 """
 
+from .epoch_lines import EpochLines
 from .error_rate import ErrorRateMonitor
 from .finetune import BackboneFreeze
 from .gradient_flow import GradientFlowMonitor
@@ -22,6 +23,7 @@ from .training_started import TrainingStarted
 __all__ = [
     "ArchitectureSummary",
     "BackboneFreeze",
+    "EpochLines",
     "ErrorRateMonitor",
     "GradientFlowMonitor",
     "PredictionWriter",

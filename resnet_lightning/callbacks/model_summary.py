@@ -9,10 +9,10 @@ import json
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info
 from typing_extensions import override
 
 from ..analysis.summary import model_summary
+from ..console import tell
 from ..tracking.outputs import report_dir
 
 
@@ -40,7 +40,7 @@ class ArchitectureSummary(L.Callback):
             return
         s = self.summary
         macs = f"{s['macs'] / 1e6:.2f} M" if s["macs"] is not None else "n/a"
-        rank_zero_info(
+        tell(  # ours, not Lightning's: shown when Lightning's notices are not
             f"model: {s['arch']} ({s['arch_plugin']}), block {s['block']} ({s['block_plugin']}), depth {s['depth']}, "
             f"{s['num_blocks']} blocks, {s['parameters']:,} parameters, {macs} MACs per {'x'.join(map(str, s['input_size']))} input"
         )

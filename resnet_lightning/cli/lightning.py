@@ -10,6 +10,8 @@ from __future__ import annotations
 import shlex
 import signal
 import sys
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from .. import data  # noqa: F401  (imports the DataModules so --data finds them by name)
 from .. import runs
-from ..callbacks import RNGStateCheckpoint, RunCheckpoint, StopOnSignal, TrainingStarted
+from ..callbacks import EpochLines, RNGStateCheckpoint, RunCheckpoint, StopOnSignal, TrainingStarted
 from ..callbacks.prediction_writer import PredictionWriter
 from ..callbacks.run_report import RunReport
 from ..checkpoint_io import AtomicCheckpointIO, read_checkpoint
@@ -38,10 +40,11 @@ from .checkpoint_options import (
     reconcile_hyperparameters,
     saved_hyperparameters,
 )
-from .held_notices import HeldNotices
+from .held_notices import HeldNotices, QuietConsole
 from .options import check_trainer_options, refuse_auto_optimizer, run_directory_error
 from .parse_errors import parse_error
 from .run_choice import BEST_PREFIX, prepare_evaluation_run, prepare_fit_run
+from .summary import fit_summary, without_options
 from .user_errors import user_message
 
 
@@ -53,8 +56,10 @@ class ResNetLightningCLI(LightningCLI):
     run_dir: Path | None = None
     saved_hparams: dict[str, Any] | None = None  # of the checkpoint to load, if any
 
-    def __init__(self, *args: Any, held_output: HeldNotices | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, held_output: HeldNotices | None = None, argv: list[str] | None = None, **kwargs: Any) -> None:
         self.held_output = held_output
+        self.argv = argv or []  # the command line, for the commands the summary suggests
+        self.fit_started = 0.0
         super().__init__(*args, **kwargs)
 
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
@@ -184,6 +189,8 @@ class ResNetLightningCLI(LightningCLI):
             trainer.callbacks.append(TrainingStarted(self.run_dir))
         if self.subcommand in ("fit", "test") and self.run_dir is not None and self.config[self.subcommand].get("report"):
             trainer.callbacks.append(RunReport(self.run_dir))  # <run>/report.html when it ends
+        if self.subcommand == "fit":  # last: it reads what the other callbacks logged and kept this epoch
+            trainer.callbacks.append(EpochLines())
         return trainer
 
     def _parse_ckpt_path(self) -> None:
@@ -199,12 +206,11 @@ class ResNetLightningCLI(LightningCLI):
     def before_fit(self) -> None:
         self._check_checkpoint_matches_model()
         start_wandb_runs(self.trainer)  # here, a W&B server failing leaves an offline run; inside fit, a crash
+        self.fit_started = time.perf_counter()
 
     def after_fit(self) -> None:
-        callback = self.trainer.checkpoint_callback
-        if callback is not None:
-            tell(f"fit: best checkpoint {callback.best_model_path or 'none (nothing monitored was logged)'}")
-            tell(f"fit: last checkpoint {callback.last_model_path}")
+        for text in fit_summary(self.trainer, time.perf_counter() - self.fit_started, self.argv, self.run_dir):
+            tell(f"fit: {text}")
 
     def before_validate(self) -> None:
         self._check_checkpoint_matches_model()
@@ -226,7 +232,17 @@ def run_lightning_cli(args: ArgsType = None, run: bool = True) -> ResNetLightnin
     printing where its state is and the command that continues it.
     """
     argv = [str(arg) for arg in (sys.argv[1:] if args is None else args)]
+    verbose = "--verbose" in argv or debug_requested()  # Lightning's notices and every library warning, as they come
+    if "--verbose" in argv:
+        argv = args = [arg for arg in argv if arg != "--verbose"]
     refuse_auto_optimizer(argv)
+    with QuietConsole(verbose):
+        if args is argv:  # given as a list now: LightningCLI's warning that args came from sys.argv is about us
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+        return _run(args, argv, run)
+
+
+def _run(args: ArgsType, argv: list[str], run: bool) -> ResNetLightningCLI:
     stop = StopOnSignal()
     held = HeldNotices()
     try:
@@ -237,7 +253,9 @@ def run_lightning_cli(args: ArgsType = None, run: bool = True) -> ResNetLightnin
                 ResNetClassifier,
                 LightningDataModule,
                 subclass_mode_data=True,
-                trainer_defaults={"callbacks": [RNGStateCheckpoint(), stop]},
+                # No progress bar where stderr is not a terminal (a log file, a pipe, CI): its
+                # refreshes would be hundreds of lines; EpochLines prints one line per epoch instead.
+                trainer_defaults={"callbacks": [RNGStateCheckpoint(), stop], "enable_progress_bar": sys.stderr.isatty()},
                 # Logs the whole resolved config as flat keys (plus versions) to every logger.
                 save_config_callback=LoggerSaveConfigCallback,
                 # A resumed fit writes its config where the run's first part did.
@@ -249,6 +267,7 @@ def run_lightning_cli(args: ArgsType = None, run: bool = True) -> ResNetLightnin
                 args=args,  # None: LightningCLI reads sys.argv itself
                 run=run,
                 held_output=held,
+                argv=argv,
             )
     except SIGTERMException:
         held.release()
@@ -267,15 +286,8 @@ def _resume_hint(signal_name: str, stop: StopOnSignal, argv: list[str]) -> str:
     """What a fit stopped by a signal prints: where its state is and the command that continues it."""
     if stop.last_checkpoint is None:
         return f"resnet-lightning: fit stopped by {signal_name} before training started; nothing to resume"
-    args = list(argv)
-    for i, arg in enumerate(args):  # drop an earlier --ckpt_path: the new one is the run's last state
-        if arg == "--ckpt_path" and i + 1 < len(args):
-            del args[i : i + 2]
-            break
-        if arg.startswith("--ckpt_path="):
-            del args[i]
-            break
-    command = shlex.join(["resnet-lightning", *args, "--ckpt_path", str(stop.last_checkpoint)])
+    # An earlier --ckpt_path is dropped: the new one is the run's last state.
+    command = shlex.join(["resnet-lightning", *without_options(argv, "--ckpt_path"), "--ckpt_path", str(stop.last_checkpoint)])
     return (
         f"resnet-lightning: fit stopped by {signal_name} at epoch {stop.epoch}, step {stop.step}; its state is saved "
         f"in {stop.last_checkpoint}. Continue it with:\n  {command}"
@@ -286,6 +298,7 @@ def _description() -> str:
     extra = "; ".join(f"{name} ({what})" for name, (_, what) in COMMANDS.items())
     return (
         "Train and compare residual networks with PyTorch Lightning. "
-        f"Other commands, each with its own --help: {extra}."
+        f"Other commands, each with its own --help: {extra}. "
+        "--verbose (or RESNET_LIGHTNING_DEBUG=1) shows Lightning's own notices and libraries' deprecation warnings too."
     )
 

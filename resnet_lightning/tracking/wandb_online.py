@@ -104,7 +104,12 @@ def offline_reason(timeout: float = 5.0) -> str | None:
     return None if problem is None else f"{host} {problem}"
 
 
+_said_offline = False  # this process said why it logs offline, where, and how to upload: no second line about it
+
+
 def _say_offline(reason: str, save_dir: str | os.PathLike[str] | None) -> None:
+    global _said_offline
+    _said_offline = True
     runs = Path(save_dir or ".") / "wandb"
     print(f"wandb: {reason}; logging offline to {runs}/ — upload later with `wandb sync {runs}/offline-run-*`",
           file=sys.stderr)
@@ -153,13 +158,39 @@ def start_wandb_run(logger: Any) -> Any:
     Returns:
         The run (``logger.experiment``).
     """
+    import wandb
+
+    # The keyword arguments WandbLogger passes to wandb.init. W&B's own switch for its banner and its
+    # end-of-run lines, for this run only (a user's settings win): the one line said below replaces them.
+    if logger._wandb_init.get("settings") is None:
+        logger._wandb_init["settings"] = wandb.Settings(silent=True)
+    if logger._wandb_init.get("anonymous") is None:  # WandbLogger passes None, which wandb 0.31 warns "has no effect" about
+        logger._wandb_init.pop("anonymous", None)
 
     def start(mode: str | None) -> Any:
         if mode is not None:
-            logger._wandb_init["mode"] = mode  # the keyword arguments WandbLogger passes to wandb.init
+            logger._wandb_init["mode"] = mode
         return logger.experiment
 
-    return _start_or_offline(start, logger.save_dir, logger._wandb_init.get("mode"))
+    run = _start_or_offline(start, logger.save_dir, logger._wandb_init.get("mode"))
+    _say_where(run)
+    return run
+
+
+def _say_where(run: Any) -> None:
+    """One line for the run: its page, or its offline directory and the command that uploads it.
+
+    Nothing for Lightning's stand-in on a rank other than zero, whose attributes are no-op methods.
+    """
+    from ..console import tell
+
+    url = None if getattr(run, "offline", False) is True else getattr(run, "url", None)
+    run_dir = getattr(run, "dir", None)
+    if isinstance(url, str) and url:
+        tell(f"W&B: {url}")
+    elif isinstance(run_dir, str) and run_dir and not _said_offline:
+        directory = Path(run_dir).parent  # <save_dir>/wandb/offline-run-<time>-<id>/files
+        tell(f"W&B: offline run {directory} (upload it with `wandb sync {directory}`)")
 
 
 def _start_or_offline(start: Callable[[str | None], Any], save_dir: str | None, mode: str | None) -> Any:
