@@ -103,7 +103,13 @@ def test_quiet_console_drops_library_deprecations_keeps_ours_once_and_restores_e
 
 def test_the_progress_bar_is_there_when_asked_for_where_stderr_is_not_a_terminal(tmp_path: Path) -> None:
     # The default (no bar) is only a default: asked for, Lightning's bar draws as before.
-    result = run_cli("fit", *TINY, "--trainer.fast_dev_run", "1", "--trainer.enable_progress_bar", "true", cwd=tmp_path, env=OFFLINE)
+    result = run_cli("fit", *TINY, *FEW, "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "true", cwd=tmp_path, env=OFFLINE)
+    assert result.returncode == 0, result.stderr
+    assert "it/s" in result.stdout + result.stderr
+    assert "v_num" not in result.stdout + result.stderr  # the logger's version (v_num=on_0) said nothing to a user
+    # A bar configured as a callback (refresh_rate, ...) is a bar asked for too: not an error that the default turned it off.
+    bar = ["--trainer.callbacks+=lightning.pytorch.callbacks.TQDMProgressBar", "--trainer.callbacks.refresh_rate=1"]
+    result = run_cli("fit", *TINY, "--trainer.fast_dev_run", "1", *bar, cwd=tmp_path, env=OFFLINE)
     assert result.returncode == 0, result.stderr
     assert "it/s" in result.stdout + result.stderr
     assert len(_lines(result.stderr, "resnet-lightning: epoch 1/1 ")) == 1  # written through the bar, once

@@ -115,3 +115,13 @@ def _scalar(value: Any) -> float | None:
         return float(value) if value is not None and getattr(value, "numel", lambda: 1)() == 1 else None
     except (TypeError, ValueError):
         return None
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's bar without ``v_num`` (the logger's version, e.g. ``on_0``): the run directory says which run it is."""
+
+    @override
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, int | str | float | dict[str, float]]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics

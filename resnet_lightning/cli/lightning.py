@@ -7,6 +7,7 @@ Reached through :func:`resnet_lightning.cli.cli_main`, which turns user errors i
 
 from __future__ import annotations
 
+import importlib
 import shlex
 import signal
 import sys
@@ -17,6 +18,8 @@ from typing import Any
 
 from jsonargparse import ArgumentError
 from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
@@ -24,6 +27,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from .. import data  # noqa: F401  (imports the DataModules so --data finds them by name)
 from .. import runs
 from ..callbacks import EpochLines, RNGStateCheckpoint, RunCheckpoint, StopOnSignal, TrainingStarted
+from ..callbacks.epoch_lines import ProgressBar
 from ..callbacks.prediction_writer import PredictionWriter
 from ..callbacks.run_report import RunReport
 from ..checkpoint_io import AtomicCheckpointIO, read_checkpoint
@@ -151,6 +155,8 @@ class ResNetLightningCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]
         check_trainer_options(config.trainer)
+        if not config.trainer.get("enable_progress_bar") and _configures_a_progress_bar(config.trainer.get("callbacks")):
+            config.trainer.enable_progress_bar = True  # a bar asked for by its callback, not off by our default
         try:
             if self.subcommand == "fit":
                 self.run_dir = prepare_fit_run(config)
@@ -191,6 +197,9 @@ class ResNetLightningCLI(LightningCLI):
             trainer.callbacks.append(RunReport(self.run_dir))  # <run>/report.html when it ends
         if self.subcommand == "fit":  # last: it reads what the other callbacks logged and kept this epoch
             trainer.callbacks.append(EpochLines())
+        for i, bar in enumerate(trainer.callbacks):  # Lightning's own bar (the default or configured), not a subclass
+            if type(bar) is TQDMProgressBar:
+                trainer.callbacks[i] = ProgressBar(bar.refresh_rate, bar.process_position, bar._leave)
         return trainer
 
     def _parse_ckpt_path(self) -> None:
@@ -292,6 +301,22 @@ def _resume_hint(signal_name: str, stop: StopOnSignal, argv: list[str]) -> str:
         f"resnet-lightning: fit stopped by {signal_name} at epoch {stop.epoch}, step {stop.step}; its state is saved "
         f"in {stop.last_checkpoint}. Continue it with:\n  {command}"
     )
+
+
+def _configures_a_progress_bar(callbacks: Any) -> bool:
+    """Whether the Trainer's configured callbacks include a progress bar (a class path or an instance)."""
+    for callback in callbacks if isinstance(callbacks, list) else [callbacks]:
+        path = getattr(callback, "class_path", None)
+        if isinstance(path, str):
+            module, _, name = path.rpartition(".")
+            try:
+                callback = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError, ValueError):
+                continue
+        cls = callback if isinstance(callback, type) else type(callback)
+        if issubclass(cls, LightningProgressBar):
+            return True
+    return False
 
 
 def _description() -> str:
