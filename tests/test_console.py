@@ -33,6 +33,8 @@ def test_a_fit_into_a_file_writes_a_line_per_epoch_and_a_summary_whose_test_comm
     assert result.returncode == 0, result.stderr
     for stream in (result.stderr, result.stdout):  # Lightning's bar writes to stdout
         assert "\r" not in stream and "it/s" not in stream  # no progress-bar refreshes
+    (model,) = _lines(result.stderr, "resnet-lightning: model: ")  # one model line, on every fit
+    assert "cifar_resnet" in model and " parameters, " in model and " MACs per 1x8x8 input" in model
     epochs = _lines(result.stderr, "resnet-lightning: epoch ")
     assert [line.split()[2] for line in epochs] == ["1/2", "2/2"]
     assert all("train/loss" in line and "val/acc" in line and " lr 0.1 " in line and line.endswith(" s") for line in epochs)

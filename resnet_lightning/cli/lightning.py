@@ -26,7 +26,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from .. import data  # noqa: F401  (imports the DataModules so --data finds them by name)
 from .. import runs
-from ..callbacks import EpochLines, RNGStateCheckpoint, RunCheckpoint, StopOnSignal, TrainingStarted
+from ..callbacks import ArchitectureSummary, EpochLines, RNGStateCheckpoint, RunCheckpoint, StopOnSignal, TrainingStarted
 from ..callbacks.epoch_lines import ProgressBar
 from ..callbacks.prediction_writer import PredictionWriter
 from ..callbacks.run_report import RunReport
@@ -195,6 +195,8 @@ class ResNetLightningCLI(LightningCLI):
             trainer.callbacks.append(TrainingStarted(self.run_dir))
         if self.subcommand in ("fit", "test") and self.run_dir is not None and self.config[self.subcommand].get("report"):
             trainer.callbacks.append(RunReport(self.run_dir))  # <run>/report.html when it ends
+        if self.subcommand == "fit" and not any(isinstance(c, ArchitectureSummary) for c in trainer.callbacks):
+            trainer.callbacks.append(ArchitectureSummary())  # the one model line: arch, block, depth, parameters, MACs
         if self.subcommand == "fit":  # last: it reads what the other callbacks logged and kept this epoch
             trainer.callbacks.append(EpochLines())
         for i, bar in enumerate(trainer.callbacks):  # Lightning's own bar (the default or configured), not a subclass
