@@ -53,6 +53,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     # Not a zip archive: torch's legacy unpickler failed with a KeyError or IndexError traceback.
     "text_checkpoint": (["test", *TINY, "--ckpt_path", "text.ckpt"], ["text.ckpt", "not a checkpoint written by torch.save"]),
     "noise_weights_file": (["fit", *TINY, "--model.weights", "noise.pt"], ["--model.weights", "noise.pt", "torch.save"]),
+    "misspelt_verbose": (["fit", "--verbos"], ["--verbos is not an option", "did you mean --verbose?"]),
     "missing_config": (["fit", "--config", "missing.yaml"], ["--config missing.yaml: no such file", "{tmp}"]),
     "missing_checkpoint": (["fit", "--ckpt_path", "nothere.ckpt"], ["'nothere.ckpt' does not exist"]),
     "truncated_checkpoint": (["test", "--ckpt_path", "truncated.ckpt"], ["truncated.ckpt", "incomplete or corrupt"]),

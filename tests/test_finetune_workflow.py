@@ -222,7 +222,8 @@ def test_ddp_predict_writes_each_image_once(fitted) -> None:
     """Two gloo processes split the 11 images 6/5; rank zero merges their parts into one file."""
     result = subprocess.run(
         [sys.executable, "-m", "resnet_lightning", "predict", *DATA, *MODEL, "--data.predict_path", "digits/unlabelled",
-         "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp", *QUIET],
+         "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp", *QUIET,
+         "--verbose"],  # Lightning's "MEMBER: 2/2" notice, hidden by default
         cwd=fitted, capture_output=True, text=True, timeout=300, env=dict(os.environ, WANDB_MODE="offline"),
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -166,7 +166,8 @@ def test_continue_with_no_run_says_so_and_starts_one(tmp_path) -> None:
     result = run_cli("fit", *TINY, "--trainer.max_steps", "1", "--trainer.limit_val_batches", "1",
                      "--ckpt_path", "last", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = [line for line in result.stderr.splitlines() if "--ckpt_path last" in line]
+    # The summary's "continue it with: ... --ckpt_path last" is the command for later, not about this one.
+    lines = [line for line in result.stderr.splitlines() if "--ckpt_path last" in line and "continue it with" not in line]
     assert len(lines) == 1 and "no run there" in lines[0] and "starting a new run" in lines[0]
     assert (tmp_path / RUN_NAME / "version_0" / "checkpoints" / "last.ckpt").is_file()
 

@@ -63,7 +63,7 @@ def parse_error(exc: BaseException, argv: Sequence[str], parsers: dict[str, Any]
         return UsageError(_unknown_option(key, m[1], class_path[1] if class_path else None, subcommand))
     if (m := re.search(r"unrecognized arguments: (\S+)", str(innermost))) is not None:
         flag = m[1].split("=", 1)[0]
-        known = list(getattr(parsers.get(subcommand), "_option_string_actions", {}))
+        known = [*getattr(parsers.get(subcommand), "_option_string_actions", {}), "--verbose"]  # --verbose: taken before parsing
         return UsageError(one_line(f"{flag} is not an option", did_you_mean(flag, known), help_hint))
     unions = [str(link) for link in links if "Does not validate against any of the Union subtypes" in str(link)]
     union = unions[-1] if unions and "Problem with given class_path" not in unions[-1] else None  # not a class's option
