@@ -73,6 +73,7 @@ class TrialRunner:
         output: The search's output directory.
         study_name: The study (the W&B group of its trials).
         process: ``fork`` or ``fresh`` (see the module docstring).
+        prefix: The word its console lines start with (``search``, ``compare``).
     """
 
     search: SearchConfig
@@ -80,21 +81,11 @@ class TrialRunner:
     output: Path
     study_name: str
     process: str = "fork"
+    prefix: str = "search"
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         params = suggest(trial, self.search.space)
-        trial.set_user_attr(WORKER_ATTR, this_worker())
-        log = self.output / "logs" / f"trial-{trial.number:04d}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        print(f"search: trial {trial.number} {' '.join(f'{k}={v}' for k, v in params.items())} (log {log})", file=sys.stderr, flush=True)
-        start = time.perf_counter()
-        code = self.launch(self.argv(trial, params), log, self.environment())
-        trial.set_user_attr("wall_time", round(time.perf_counter() - start, 3))
-        trial.set_user_attr("log", str(log))
-        # From the storage: what the fit's process recorded (Trial.user_attrs is this process's cache).
-        attrs = trial.study._storage.get_trial(trial._trial_id).user_attrs
-        if code != 0:
-            self._fail(trial, failure_reason(log, code))
+        attrs = self.run_fit(trial, params, " ".join(f"{k}={v}" for k, v in params.items()))
         self._check_metrics_logged(trial, attrs)
         if "pruned_at_epoch" in attrs:
             raise optuna.TrialPruned(f"pruned at epoch {attrs['pruned_at_epoch']}")
@@ -103,6 +94,26 @@ class TrialRunner:
         except MissingMetricError as err:
             self._fail(trial, str(err))
         return values[0] if len(values) == 1 else values
+
+    def run_fit(self, trial: optuna.Trial, params: dict[str, Any], shown_as: str) -> dict[str, Any]:
+        """Run the trial's fit (``params``: dotted fit options); returns what it recorded, or fails the trial.
+
+        Raises:
+            TrialFailed: The fit did not finish; the trial's ``fail_reason`` says why.
+        """
+        trial.set_user_attr(WORKER_ATTR, this_worker())
+        log = self.output / "logs" / f"trial-{trial.number:04d}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"{self.prefix}: trial {trial.number} {shown_as} (log {log})", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        code = self.launch(self.argv(trial, params), log, self.environment())
+        trial.set_user_attr("wall_time", round(time.perf_counter() - start, 3))
+        trial.set_user_attr("log", str(log))
+        # From the storage: what the fit's process recorded (Trial.user_attrs is this process's cache).
+        attrs = trial.study._storage.get_trial(trial._trial_id).user_attrs
+        if code != 0:
+            self._fail(trial, failure_reason(log, code))
+        return attrs
 
     def _check_metrics_logged(self, trial: optuna.Trial, attrs: dict[str, Any]) -> None:
         """End the search when a fit that ran to its end never logged an objective (or the pruner's metric).
