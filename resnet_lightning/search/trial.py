@@ -37,6 +37,7 @@ from typing import Any
 
 import optuna
 
+from ..console import PROG, line
 from .config import SearchConfig
 from .fit_args import fit_args
 from .objectives import MissingMetricError
@@ -47,6 +48,7 @@ PROCESSES = ("fork", "fresh")
 REPORTER = "resnet_lightning.search.reporter.SearchTrialReporter"
 # What every trial adds to the user's options (and best.yaml leaves out).
 PLUMBING = ["--trainer.enable_progress_bar=false"]
+POLL_SECONDS = 0.1  # how often a waiting worker looks at the trial's log (and whether the trial has ended)
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Interrupt)|[\w.]*\bError)\b:?")
 
 
@@ -169,25 +171,81 @@ class TrialRunner:
         return env
 
     def launch(self, argv: list[str], log: Path, env: dict[str, str]) -> int:
-        """Run ``resnet-lightning <argv>`` with output to ``log``; returns its exit code (negative: killed by that signal)."""
+        """Run ``resnet-lightning <argv>`` with output to ``log``; returns its exit code (negative: killed by that signal).
+
+        While it runs, the fit's epoch lines are echoed from the log to this worker's console,
+        as ``<prefix>: trial N epoch 2/8  val/acc 0.91 ...`` (see :class:`EpochEcho`).
+        """
+        echo = EpochEcho(log, f"{self.prefix}: {_trial_name(log)}")
         if self.process == "fresh":
             with open(log, "w") as out:
                 child = subprocess.Popen(
                     [sys.executable, "-m", "resnet_lightning", *argv], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
                 )
-                return _wait(child.pid, child.wait)
+                return _wait(child.pid, child.poll, child.wait, echo)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             _run_in_child(argv, log, env)
-        return _wait(pid, lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+
+        def poll() -> int | None:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            return os.waitstatus_to_exitcode(status) if done else None
+
+        return _wait(pid, poll, lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), echo)
 
 
-def _wait(pid: int, wait: Any) -> int:
-    """Wait for the trial's process; on Ctrl+C (which it got too) let it save and stop first."""
+class EpochEcho:
+    """Copies the epoch lines a trial's fit writes to its log onto the worker's console, with the trial's number.
+
+    The worker reads the log while it waits (the fit's process is not told anything, so a
+    trial started either way, ``fork`` or ``fresh``, shows the same lines). A console that
+    is gone (a closed terminal, a broken pipe) stops the echo, never the trial.
+    """
+
+    MARK = line("epoch ")  # what EpochLines writes: "resnet-lightning: epoch 2/8  ..."
+
+    def __init__(self, log: Path, prefix: str) -> None:
+        self.log, self.prefix = log, prefix
+        self._offset, self._partial, self._on = 0, b"", True
+
+    def __call__(self) -> None:
+        """Echo the epoch lines written since the last call."""
+        if not self._on:
+            return
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except OSError:
+            return
+        self._offset += len(chunk)
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for raw in lines:
+            text = raw.decode(errors="replace").rstrip("\r")
+            if text.startswith(self.MARK):
+                try:
+                    print(f"{self.prefix} {text[len(PROG) + 2:]}", file=sys.stderr, flush=True)
+                except (OSError, ValueError):  # the console is gone: the trial goes on without it
+                    self._on = False
+                    return
+
+
+def _trial_name(log: Path) -> str:
+    """``trial 3`` for the log ``trial-0003.log`` (another log's name as it is)."""
+    match = re.fullmatch(r"trial-(\d+)", log.stem)
+    return f"trial {int(match[1])}" if match else log.stem
+
+
+def _wait(pid: int, poll: Any, wait: Any, echo: EpochEcho) -> int:
+    """Wait for the trial's process, echoing its epoch lines; on Ctrl+C (which it got too) let it save and stop first."""
     try:
-        return wait()
+        while (code := poll()) is None:
+            echo()
+            time.sleep(POLL_SECONDS)
+        echo()
+        return code
     except KeyboardInterrupt:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGINT)

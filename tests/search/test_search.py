@@ -10,6 +10,7 @@ the block cannot build (FAIL, with the reason) and a plugin block.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,14 @@ def test_two_workers_complete_the_study_between_them(shared: dict) -> None:
     assert len(workers) == 2  # both workers ran trials of the one study
     assert all("search: trial" in log for log in shared["logs"])
     assert by_state(study, TrialState.COMPLETE) and by_state(study, TrialState.PRUNED)
+
+
+def test_each_worker_shows_its_trials_epoch_lines(shared: dict) -> None:
+    # Forked trials (the default): each epoch of each trial a worker ran is on that worker's console.
+    for log in shared["logs"]:
+        started = set(re.findall(r"^search: trial (\d+) model", log, re.MULTILINE))
+        trained = set(re.findall(r"^search: trial (\d+) epoch 1/2  train/loss ", log, re.MULTILINE))
+        assert trained and trained <= started, log[-3000:]
 
 
 def test_a_trial_is_an_ordinary_fit_with_its_own_run(shared: dict) -> None:
