@@ -168,6 +168,7 @@ def test_a_search_report_shows_trials_front_and_importances_in_a_browser(search_
     parsed, _ = check_page(page, tmp_path, SEARCH_HEADINGS, min_images=2)
     assert any("pareto.png" in img["alt"] for img in parsed.images)
     assert "<h3>study tiny: val/acc</h3>" in page.read_text()  # fANOVA importances of the three completed trials
+    assert "study tiny: one objective (val/acc); a hypervolume needs two or more" in page.read_text()
     links = re.findall(r'<a href="([^"]+)">report</a>', page.read_text())
     assert len(links) == 3 and all((search_output / link).is_file() for link in links)  # each trial's own run report
 

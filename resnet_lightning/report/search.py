@@ -1,7 +1,8 @@
 """A search's report, from what ``resnet-lightning search --output DIR`` leaves in DIR.
 
 ``trials.csv``, ``pareto.csv``, ``pareto.png`` and ``best.yaml`` (:mod:`resnet_lightning.search.outputs`),
-and the hyperparameter importances of the study in DIR's journal file (``study.journal``;
+and, from the study in DIR's journal file (``study.journal``), the hyperparameter importances and
+the hypervolume of the Pareto front after each completed trial (:mod:`.hypervolume`;
 a study kept in a database through ``--storage`` is not read from here).
 """
 
@@ -29,20 +30,17 @@ def search_report(output: Path) -> str:
     for row in rows:
         states[row.get("state", "")] = states.get(row.get("state", ""), 0) + 1
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items())) or "no trials yet"
+    columns = list(rows[0]) if rows else []
     sections = [
         _pareto_section(output),
-        html.section("Importances", *_importances(output / JOURNAL_FILE, list(rows[0]) if rows else [])),
+        html.section("Hypervolume", *_hypervolume(output / JOURNAL_FILE, columns)),
+        html.section("Importances", *_importances(output / JOURNAL_FILE, columns)),
         html.section("Trials", _table(rows, "trials.csv", output)),
     ]
     best = output / "best.yaml"
     if best.is_file():
         sections.append(html.section("Best configuration (best.yaml: fit --config best.yaml retrains it)",
                                      html.preformatted(best.read_text())))
-    sections.append(html.section(
-        "Hypervolume and intervals",
-        html.note("not computed: a search's trials are single fits; the comparison report (intervals over seeds) "
-                  "comes with the `compare` command"),
-    ))
     return html.page(f"Search {output.resolve().name}", f"{output.resolve()} · {len(rows)} trials: {counts}", sections)
 
 
@@ -56,7 +54,49 @@ def _pareto_section(output: Path) -> str:
     front = _csv(output / "pareto.csv")
     if front:
         parts.append(_table(front, "pareto.csv"))
+    parts.append(html.note("no intervals: a search's trials are single fits; the comparison report (intervals over seeds) "
+                           "comes with the `compare` command"))
     return html.section("Pareto front", *parts)
+
+
+def _hypervolume(journal: Path, columns: list[str]) -> list[str]:
+    """Per multi-objective study: the front's hypervolume after each completed trial, and its reference point."""
+    if not journal.is_file():
+        return [html.note(f"no {JOURNAL_FILE} here: the study is in the --storage database the search used")]
+    import optuna
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    from ..search.storage import open_storage
+    from .hypervolume import history_figure, hypervolume_history
+
+    storage = open_storage(str(journal))
+    parts = []
+    for name in optuna.get_all_study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        names = study.metric_names or _objective_names(columns, complete, len(study.directions))
+        if len(study.directions) < 2:
+            parts.append(html.note(f"study {name}: one objective ({names[0]}); a hypervolume needs two or more"))
+            continue
+        maximize = [d == StudyDirection.MAXIMIZE for d in study.directions]
+        history = hypervolume_history([t.number for t in complete], [t.values for t in complete], maximize)
+        if not history.numbers:
+            parts.append(html.note(f"study {name}: no completed trial yet"))
+            continue
+        parts.append(f"<h3>{html.escape(f'study {name}: ' + ', '.join(names))}</h3>")
+        parts.append(html.paragraph(
+            f"{history.values[-1]:.3f} after {len(history.numbers)} completed trials. Each objective is normalised over "
+            "the completed trials (0: the best value observed, 1: the worst); the reference point is the worst observed "
+            "value of each objective, so 1 would be one trial best on all of them."
+        ))
+        parts.append(html.image(html.figure_png(history_figure(history, name)), "hypervolume after each completed trial"))
+        parts.append(html.table(
+            ["objective", "direction", "best observed (0)", "worst observed: reference point (1)"],
+            [(n, d.name.lower(), html.number(b), html.number(w))
+             for n, d, b, w in zip(names, study.directions, history.best, history.worst)],
+        ))
+    return parts or [html.note("the journal holds no study")]
 
 
 def _importances(journal: Path, columns: list[str]) -> list[str]:
