@@ -13,4 +13,5 @@ BENCHMARKS = {
     "recipes": "benchmarks.recipes",
     "search": "benchmarks.search",
     "house": "benchmarks.house",
+    "report": "benchmarks.report",
 }

@@ -1,4 +1,4 @@
-"""``python -m benchmarks [all|overhead|parity|data|scaling|gpu|recipes|search|house] [--quick] [--threads N] [--output DIR] [--update-readme]``.
+"""``python -m benchmarks [all|overhead|parity|data|scaling|gpu|recipes|search|house|report] [--quick] [--threads N] [--output DIR] [--update-readme]``.
 
 With no name (or ``all``) it runs the CPU suite, prints a Markdown table per
 benchmark and writes ``<name>.json`` into ``--output`` (default
