@@ -21,7 +21,7 @@ from tests.fixtures_cli import ROOT, RUN_NAME, run_cli
 TINY = ["--model.arch", "cifar_resnet", "--model.arch_kwargs", "{depth: 8}"]
 FEW = ["--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1", "--trainer.log_every_n_steps", "1"]
 OFFLINE = {"WANDB_MODE": "offline"}
-NOTICES = ("GPU available", "TPU available", "💡", "LeafSpec", "Seed set to", "_pytree.py")
+NOTICES = ("GPU available", "TPU available", "💡", "LeafSpec", "Seed set to", "_pytree.py", "No seed found")
 
 
 def _lines(text: str, start: str) -> list[str]:
@@ -64,6 +64,7 @@ def test_verbose_or_the_debug_switch_shows_lightnings_notices(tmp_path: Path, sw
     result = run_cli("fit", *switch, *TINY, "--trainer.fast_dev_run", "1", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     assert "GPU available" in result.stderr and "Seed set to" in result.stderr
+    assert "No seed found, seed set to 0" in result.stderr  # TINY gives no seed_everything
     assert "--verbose" not in result.stderr  # taken off before LightningCLI parses the line
 
 

@@ -88,7 +88,8 @@ class QuietConsole:
     third-party deprecations off (unless ``verbose``), each warning once and without a file path.
 
     - Lightning's loggers are set to WARNING, so its tips, device banners, "Seed set to" and
-      the summary table (INFO records) are not printed; warnings and errors still are.
+      the summary table (INFO records) are not printed; warnings and errors still are, but for
+      "No seed found, seed set to 0", the same notice as a warning.
     - Inside ``warnings.catch_warnings()``: ``DeprecationWarning`` and ``FutureWarning`` raised
       from a module that is not ours are ignored (a library warning about its own internals
       is for its maintainers, not for our user); every other warning is printed once per
@@ -116,6 +117,9 @@ class QuietConsole:
         for category in (DeprecationWarning, FutureWarning):
             warnings.filterwarnings("ignore", category=category)
             warnings.filterwarnings("default", category=category, module=r"resnet_lightning(\.|$)")
+        # Lightning's "No seed found, seed set to 0" (a fit without seed_everything) says what its INFO
+        # notice "Seed set to 0" says: the seed is in the run's config.yaml, nothing to fix.
+        warnings.filterwarnings("ignore", message="No seed found, seed set to ")
         warnings.showwarning = self._show_warning  # inside catch_warnings, which restores it
         return self
 
