@@ -25,6 +25,10 @@ COMMANDS = {
         "resnet_lightning.search.command:main",
         "architecture and hyperparameter search over the registry on Optuna (trials are ordinary fits)",
     ),
+    "compare": (
+        "resnet_lightning.compare.command:main",
+        "train variants side by side over seeds (fit + test each) and report intervals, paired differences and plots",
+    ),
     "export": (
         "resnet_lightning.export:main",
         "export a trained checkpoint to ONNX or torch.export (.pt2), checked against the eager model",

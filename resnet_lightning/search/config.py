@@ -78,28 +78,7 @@ def load_search_config(path: str | Path) -> SearchConfig:
         SearchConfigError: A key or value that cannot be used; the message names it and the fix.
     """
     path = Path(path)
-    if path.is_dir():
-        raise SearchConfigError(f"search file {path} is a directory; pass --config SEARCH.yaml (examples: configs/search/)")
-    if not path.is_file():
-        raise SearchFileNotFoundError(f"search file {path} does not exist; pass --config SEARCH.yaml (examples: configs/search/)")
-    try:
-        text = path.read_text(encoding="utf-8")
-        check_yaml_size(text)  # an alias bomb or 20,000 levels of nesting is refused before it is expanded
-        raw = yaml.safe_load(text) or {}
-    except OSError as err:
-        raise SearchConfigError(f"cannot read search file {path}: {err.strerror or err}; check its permissions") from None
-    except UnicodeDecodeError:
-        raise SearchConfigError(f"search file {path} is not text (not UTF-8); pass a YAML file like configs/search/digits.yaml") from None
-    except ConfigTooLargeError as err:
-        raise SearchConfigError(f"search file {path}: not loaded: the YAML {err}") from None
-    except yaml.YAMLError as err:
-        raise SearchConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
-    if not isinstance(raw, dict):
-        raise SearchConfigError(f"{path}: expected a mapping with keys {', '.join(KEYS)}")
-    for key in raw:
-        if key not in KEYS:
-            hint = did_you_mean(repr(str(key)), map(repr, KEYS))  # quoted, as the key is
-            raise SearchConfigError(one_line(f"{path}: unknown key {key!r}", hint, f"the keys are {', '.join(KEYS)}"))
+    raw = read_yaml_mapping(path, "search file", "SEARCH.yaml", "configs/search/", KEYS)
     space = parse_space(raw.get("space"))
     objectives = parse_objectives(raw.get("objectives", {"val/acc": "maximize"}))
     sampler = normalise(raw.get("sampler"), "sampler", SAMPLERS, "tpe" if len(objectives) == 1 else "nsga2")
@@ -144,7 +123,7 @@ def load_search_config(path: str | Path) -> SearchConfig:
     return SearchConfig(
         path=path,
         study=str(study) if study is not None else path.stem,
-        configs=_config_files(raw.get("configs"), path),
+        configs=config_files(raw.get("configs"), path),
         space=space,
         objectives=objectives,
         sampler=sampler,
@@ -154,6 +133,38 @@ def load_search_config(path: str | Path) -> SearchConfig:
         timeout=raw.get("timeout"),
         enqueue=enqueue,
     )
+
+
+def read_yaml_mapping(path: Path, kind: str, flag: str, examples: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A YAML file of ``kind`` (e.g. "search file") read safely, as a mapping with only ``keys``.
+
+    Raises:
+        SearchFileNotFoundError: It does not exist.
+        SearchConfigError: Not readable, not text, too large, not YAML, not a mapping, or an unknown key.
+    """
+    if path.is_dir():
+        raise SearchConfigError(f"{kind} {path} is a directory; pass --config {flag} (examples: {examples})")
+    if not path.is_file():
+        raise SearchFileNotFoundError(f"{kind} {path} does not exist; pass --config {flag} (examples: {examples})")
+    try:
+        text = path.read_text(encoding="utf-8")
+        check_yaml_size(text)  # an alias bomb or 20,000 levels of nesting is refused before it is expanded
+        raw = yaml.safe_load(text) or {}
+    except OSError as err:
+        raise SearchConfigError(f"cannot read {kind} {path}: {err.strerror or err}; check its permissions") from None
+    except UnicodeDecodeError:
+        raise SearchConfigError(f"{kind} {path} is not text (not UTF-8); pass a YAML file like those in {examples}") from None
+    except ConfigTooLargeError as err:
+        raise SearchConfigError(f"{kind} {path}: not loaded: the YAML {err}") from None
+    except yaml.YAMLError as err:
+        raise SearchConfigError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(raw, dict):
+        raise SearchConfigError(f"{path}: expected a mapping with keys {', '.join(keys)}")
+    for key in raw:
+        if key not in keys:
+            hint = did_you_mean(repr(str(key)), map(repr, keys))  # quoted, as the key is
+            raise SearchConfigError(one_line(f"{path}: unknown key {key!r}", hint, f"the keys are {', '.join(keys)}"))
+    return raw
 
 
 def positive_trials(value: Any, what: str) -> int:
@@ -189,7 +200,7 @@ def sampler_seed(value: Any, what: str) -> int:
     return value
 
 
-def _config_files(configs: Any, search_file: Path) -> list[Path]:
+def config_files(configs: Any, search_file: Path) -> list[Path]:
     """The base ``fit --config`` files, resolved against the search file's directory (as jsonargparse does)."""
     if configs is None:
         return []

@@ -10,9 +10,14 @@ checkpoints and logs are kept) instead of raising ``TrialPruned`` through the
 CLI; the search worker reads ``pruned_at_epoch`` and tells the study.
 
 It also records, as the trial's user attributes, what the objectives need:
-every epoch's value of the objective metrics, the network's MACs at the data's
-input size, its parameter count, the run directory and the fit's own seconds.
-Under DDP only rank zero talks to the study; a pruning decision is broadcast.
+every epoch's value of the objective metrics (``history``, and the epoch of each
+value in ``history_epochs``), the network's MACs at the data's input size, its
+parameter count, the run directory and the fit's own seconds. A ``train/`` metric
+is recorded when the training epoch ends (Lightning computes it after the epoch's
+validation), any other after each validation. In a ``test`` (a comparison tests
+each fit's best checkpoint) it records every metric the test logged as
+``test_metrics``. Under DDP only rank zero talks to the study; a pruning decision
+is broadcast.
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ class SearchTrialReporter(Callback):
         self.worker_pid = worker_pid
         self._trial: optuna.Trial | None = None
         self._history: dict[str, list[float | None]] = {m: [] for m in self.metrics}
+        self._epochs: dict[str, list[int]] = {m: [] for m in self.metrics}
         self._fit_start = 0.0
         self._macs_counted = False
 
@@ -75,10 +81,12 @@ class SearchTrialReporter(Callback):
 
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit" or not trainer.is_global_zero or self._trial is not None:
+        if stage not in ("fit", "test") or not trainer.is_global_zero or self._trial is not None:
             return
         study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.storage), pruner=make_pruner(self.pruner))
         self._trial = optuna.trial.Trial(study, self.trial_id)
+        if stage == "test":
+            return
         self._set("run_dir", str(trainer.default_root_dir))
         self._set("params", count_parameters(pl_module))
 
@@ -102,10 +110,7 @@ class SearchTrialReporter(Callback):
         prune = False
         if self._trial is not None:
             logged = trainer.callback_metrics
-            for name in self.metrics:
-                value = logged.get(name)
-                self._history[name].append(None if value is None else float(value))
-            self._set("history", self._history)
+            self._record(trainer, pl_module, training=False)
             self._set("epochs", pl_module.current_epoch + 1)
             self._set("logged_metrics", sorted(logged))
             score = logged.get(self.monitor) if self.monitor else None
@@ -116,6 +121,26 @@ class SearchTrialReporter(Callback):
                     self._set("pruned_at_epoch", pl_module.current_epoch)
         prune = trainer.strategy.broadcast(prune)
         trainer.should_stop = trainer.should_stop or prune
+
+    @override
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._trial is not None:
+            self._record(trainer, pl_module, training=True)
+
+    def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, training: bool) -> None:
+        """Append this epoch's value of each watched ``train/`` metric (``training``) or of the others."""
+        for name in self.metrics:
+            if name.startswith("train/") == training:
+                value = trainer.callback_metrics.get(name)
+                self._history[name].append(None if value is None else float(value))
+                self._epochs[name].append(pl_module.current_epoch + 1)
+        self._set("history", self._history)
+        self._set("history_epochs", self._epochs)
+
+    @override
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._trial is not None:
+            self._set("test_metrics", {name: float(value) for name, value in trainer.callback_metrics.items()})
 
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

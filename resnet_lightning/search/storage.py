@@ -13,8 +13,9 @@ only) marks a trial FAIL when its worker has not been heard from for 3 minutes
 heartbeat, and a rerun right after a kill should not wait either, so every worker
 also records ``host:pid`` in its trials and, when it starts, fails (and re-queues
 once) RUNNING trials of a dead process on its own host. Trials of live workers,
-and of other hosts, are never touched that way. A trial failed because its worker
-died does not count towards ``n_trials``: its rerun (or another trial) takes its place.
+and of other hosts, are never touched that way, except a trial that never recorded
+its worker (it died the moment it took the trial), once ``GRACE_SECONDS`` have passed
+since the trial started. A trial failed because its worker died does not count towards ``n_trials``: its rerun (or another trial) takes its place.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import re
 import socket
 import time
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -244,7 +246,14 @@ def fail_orphaned_trials(study: optuna.Study) -> dict[int, bool]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = str(trial.user_attrs.get(WORKER_ATTR, ""))
         worker_host, _, pid = worker.rpartition(":")
-        if worker_host != host or not pid.isdigit() or _alive(int(pid)):
+        if not worker:
+            # A worker records itself a moment after it takes a trial (TrialRunner.claim); a trial
+            # without one long after its start lost its worker in between, on whatever host.
+            started = trial.datetime_start
+            if started is None or (datetime.now() - started).total_seconds() < GRACE_SECONDS:
+                continue
+            worker = "unknown"
+        elif worker_host != host or not pid.isdigit() or _alive(int(pid)):
             continue
         try:
             study._storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"its worker {worker} stopped while it ran (killed?)")

@@ -86,6 +86,7 @@ class TrialRunner:
     prefix: str = "search"
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        self.claim(trial)
         params = suggest(trial, self.search.space)
         attrs = self.run_fit(trial, params, " ".join(f"{k}={v}" for k, v in params.items()))
         self._check_metrics_logged(trial, attrs)
@@ -97,13 +98,16 @@ class TrialRunner:
             self._fail(trial, str(err))
         return values[0] if len(values) == 1 else values
 
+    def claim(self, trial: optuna.Trial) -> None:
+        """Record this worker in the trial first thing, so that a rerun after a kill finds the trial orphaned."""
+        trial.set_user_attr(WORKER_ATTR, this_worker())
+
     def run_fit(self, trial: optuna.Trial, params: dict[str, Any], shown_as: str) -> dict[str, Any]:
         """Run the trial's fit (``params``: dotted fit options); returns what it recorded, or fails the trial.
 
         Raises:
             TrialFailed: The fit did not finish; the trial's ``fail_reason`` says why.
         """
-        trial.set_user_attr(WORKER_ATTR, this_worker())
         log = self.output / "logs" / f"trial-{trial.number:04d}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         print(f"{self.prefix}: trial {trial.number} {shown_as} (log {log})", file=sys.stderr, flush=True)
