@@ -187,6 +187,7 @@ class TrialRunner:
                     [sys.executable, "-m", "resnet_lightning", *argv], stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
                 )
                 return _wait(child.pid, child.poll, child.wait, echo)
+        log.write_bytes(b"")  # emptied before the echo first reads it (the child's O_TRUNC may come later)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
