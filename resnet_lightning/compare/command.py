@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..errors import CommandParser, UserError
+from ..errors import CommandParser, UserError, did_you_mean, one_line
 from ..search.fit_args import REGISTRY_KEYS, fit_args, resolved_config
 from ..search.storage import JOURNAL_FILE, fail_orphaned_trials, open_storage, shown, storage_address
 from ..search.trial import PROCESSES, TrialFailed, default_process
@@ -53,8 +53,11 @@ def build_parser() -> CommandParser:
         epilog="COMPARE.yaml, every key:\n" + config_module.__doc__.split("::\n", 1)[1].split('"""')[0],
     )
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--config", type=Path, metavar="COMPARE.yaml", help="the comparison file (keys below)")
+    what.add_argument("--config", type=Path, action="append", metavar="COMPARE.yaml",
+                      help="the comparison file (keys below); more --config after it are fit configs its runs get too "
+                      "(e.g. --config configs/data/cifar10.yaml), and name the comparison after them")
     what.add_argument("--summary", type=Path, metavar="DIR", help="rewrite DIR's outputs from its study and print the table; run nothing")
+    parser.add_argument("--baseline", metavar="VARIANT", help="the variant the others are measured against (default: the file's baseline:)")
     parser.add_argument("--seeds", type=_seeds, metavar="K", help="seeds per variant (default: the file's seeds:, else 3)")
     parser.add_argument("--output", type=Path, metavar="DIR", help="outputs, runs and logs (default: compare/NAME)")
     parser.add_argument("--storage", metavar="URL", help="postgresql://, mysql:// or sqlite:/// URL, or a journal file path "
@@ -69,10 +72,10 @@ def main(argv: list[str] | None = None) -> int | None:
     args = build_parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per run comes from _report instead
     if args.summary is not None:
-        study, comparison = _load_existing(args.summary, args.storage)
+        study, comparison = _load_existing(args.summary, args.storage, args.baseline)
         _finish(study, comparison, args.summary)
         return None
-    comparison = load_comparison(args.config, args.seeds)
+    comparison = load_comparison(args.config[0], args.seeds, args.config[1:], args.baseline)
     output = args.output or Path("compare") / comparison.name
     if output.exists() and not output.is_dir():
         raise CompareConfigError(f"--output {output} is a file; the comparison writes a directory there: pass a new or existing directory")
@@ -156,7 +159,7 @@ def _json(value: object) -> object:
     return json.loads(json.dumps(value))
 
 
-def _load_existing(output: Path, given: str | None) -> tuple[optuna.Study, Comparison]:
+def _load_existing(output: Path, given: str | None, baseline: str | None) -> tuple[optuna.Study, Comparison]:
     address = storage_address(given, output)
     if "://" not in address and not Path(address).is_file():
         raise CompareConfigError(f"no comparison in {output} (no {JOURNAL_FILE} there); pass the --output (or --storage) it ran with")
@@ -165,9 +168,13 @@ def _load_existing(output: Path, given: str | None) -> tuple[optuna.Study, Compa
         study = optuna.load_study(study_name=name, storage=storage)
         stored = study.user_attrs.get(STORED)
         if stored is not None:
+            variants = stored["definition"]["variants"]
+            if baseline is not None and baseline not in variants:
+                raise CompareConfigError(one_line(f"--baseline {baseline!r} is not one of the variants", did_you_mean(baseline, variants),
+                                                  f"the variants are {', '.join(variants)}"))
             return study, Comparison(
-                path=Path(stored["path"]), name=name, configs=[Path(p) for p in stored["configs"]], baseline=stored["baseline"],
-                variants=stored["definition"]["variants"], seeds=stored["seeds"], metrics=stored["metrics"],
+                path=Path(stored["path"]), name=name, configs=[Path(p) for p in stored["configs"]],
+                baseline=baseline or stored["baseline"], variants=variants, seeds=stored["seeds"], metrics=stored["metrics"],
                 fixed=stored["definition"]["fixed"], raw_configs=stored["definition"]["configs"],
             )
     raise CompareConfigError(f"{shown(address)} holds no comparison (a search's study?); pass the --output a comparison ran with")

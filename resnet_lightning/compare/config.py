@@ -29,7 +29,7 @@ import yaml
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from ..errors import did_you_mean, one_line
-from ..search.config import SearchConfig, config_files, read_yaml_mapping
+from ..search.config import SearchConfig, SearchFileNotFoundError, config_files, read_yaml_mapping
 from ..search.objectives import Objective
 from ..search.space import SearchConfigError, cli_args
 
@@ -83,8 +83,17 @@ class Comparison:
         return {"configs": self.raw_configs, "fixed": self.fixed, "variants": self.variants}
 
 
-def load_comparison(path: str | Path, seeds: int | None = None) -> Comparison:
-    """Read and check a comparison file (``seeds`` overrides its ``seeds:``).
+def load_comparison(path: str | Path, seeds: int | None = None, extra_configs: list[Path] | None = None,
+                    baseline: str | None = None) -> Comparison:
+    """Read and check a comparison file.
+
+    Args:
+        path: COMPARE.yaml.
+        seeds: Overrides its ``seeds:``.
+        extra_configs: Fit configs given after it on the command line (``--config configs/data/cifar10.yaml``): they
+            follow its ``configs:``, and the comparison's name gets their names (``degradation-cifar10``), since runs
+            on other data are another comparison.
+        baseline: Overrides its ``baseline:``.
 
     Raises:
         SearchFileNotFoundError: The file or one of its ``configs`` does not exist.
@@ -98,7 +107,7 @@ def load_comparison(path: str | Path, seeds: int | None = None) -> Comparison:
     except SearchConfigError as err:
         raise CompareConfigError(str(err)) from None
     variants = _variants(raw.get("variants"), path)
-    baseline = raw.get("baseline", next(iter(variants)))
+    baseline = baseline if baseline is not None else raw.get("baseline", next(iter(variants)))
     if baseline not in variants:
         raise CompareConfigError(one_line(
             f"{path}: baseline {baseline!r} is not one of the variants", did_you_mean(str(baseline), variants),
@@ -109,6 +118,7 @@ def load_comparison(path: str | Path, seeds: int | None = None) -> Comparison:
         raise CompareConfigError(f"{path}: fixed: {fixed!r} is not a mapping of dotted fit options, e.g. trainer.max_epochs: 10")
     _refuse_seed_options({"fixed": fixed, **{f"variants.{n}": o for n, o in variants.items()}}, path)
     raw_configs = raw.get("configs") or []
+    raw_configs = [raw_configs] if isinstance(raw_configs, str) else raw_configs
     try:
         configs = config_files(raw_configs, path)
     except SearchConfigError as err:
@@ -116,6 +126,13 @@ def load_comparison(path: str | Path, seeds: int | None = None) -> Comparison:
     name = raw.get("name", path.stem)
     if not isinstance(name, (str, int)) or isinstance(name, bool) or not str(name).strip():
         raise CompareConfigError(f"{path}: name: {name!r} is not a name; e.g. name: degradation (or leave it out)")
+    for extra in extra_configs or []:
+        if not Path(extra).is_file():
+            raise SearchFileNotFoundError(f"--config {extra} does not exist; after COMPARE.yaml, --config takes fit config files "
+                                          "such as configs/data/cifar10.yaml")
+        configs.append(Path(extra).resolve())
+        raw_configs = [*raw_configs, str(Path(extra).resolve())]
+        name = f"{name}-{Path(extra).stem}"
     return Comparison(
         path=path,
         name=str(name),
@@ -125,7 +142,7 @@ def load_comparison(path: str | Path, seeds: int | None = None) -> Comparison:
         seeds=check_seeds(raw.get("seeds", 3) if seeds is None else seeds, "--seeds" if seeds is not None else f"{path}: seeds:"),
         metrics=_metrics(raw.get("metrics", [DEFAULT_METRIC]), path),
         fixed=dict(fixed),
-        raw_configs=[str(c) for c in ([raw_configs] if isinstance(raw_configs, str) else raw_configs)],
+        raw_configs=[str(c) for c in raw_configs],
     )
 
 

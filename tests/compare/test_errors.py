@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from resnet_lightning.cli import cli_main
-from resnet_lightning.compare.command import _open_study
+from resnet_lightning.compare.command import _open_study, check_variants
 from resnet_lightning.compare.config import load_comparison
 
 from .helpers import tiny_comparison
@@ -97,3 +97,22 @@ def test_a_missing_comparison_file(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     err = compare_error(capsys, "--config", "nothere.yaml")
     assert "comparison file nothere.yaml does not exist" in err and "configs/compare/" in err
+
+
+def test_the_projects_comparisons_pass_every_check():
+    for path in sorted((Path(__file__).resolve().parents[2] / "configs" / "compare").glob("*.yaml")):
+        comparison = load_comparison(path)
+        check_variants(comparison)
+        assert comparison.baseline in comparison.variants and comparison.seeds >= 3
+        on_cifar = load_comparison(path, extra_configs=[path.parents[1] / "data" / "cifar10.yaml"])
+        assert on_cifar.name == f"{comparison.name}-cifar10" and on_cifar.configs[-1].name == "cifar10.yaml"
+
+
+def test_another_baseline_and_a_missing_extra_config(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    tiny_comparison(tmp_path / "tiny.yaml")
+    assert load_comparison("tiny.yaml", baseline="plain").baseline == "plain"
+    err = compare_error(capsys, "--config", "tiny.yaml", "--baseline", "plian")
+    assert "baseline 'plian' is not one of the variants; did you mean plain?" in err
+    err = compare_error(capsys, "--config", "tiny.yaml", "--config", "nothere.yaml")
+    assert "--config nothere.yaml does not exist" in err and "configs/data/cifar10.yaml" in err
