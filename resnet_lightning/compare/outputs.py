@@ -132,10 +132,11 @@ def run_rows(study: optuna.Study, comparison: Comparison) -> list[dict[str, Any]
     return rows
 
 
-def error_curves(study: optuna.Study, metric: str) -> Curves:
-    """Per variant, ``1 - metric`` at each epoch over the seeds that finished."""
+def error_curves(study: optuna.Study, comparison: Comparison, metric: str) -> Curves:
+    """Per variant (in the file's order), ``1 - metric`` at each epoch over the seeds that finished."""
     curves: Curves = {}
-    for (variant, _), trial in sorted(results(study).items()):
+    done = results(study)
+    for (variant, _), trial in sorted(done.items(), key=lambda kv: (list(comparison.variants).index(kv[0][0]), kv[0][1])):
         values = trial.user_attrs.get("history", {}).get(metric, [])
         epochs = trial.user_attrs.get("history_epochs", {}).get(metric, range(1, len(values) + 1))
         for epoch, value in zip(epochs, values):
@@ -165,7 +166,7 @@ def write_outputs(study: optuna.Study, comparison: Comparison, output: Path) -> 
     write_atomically(written["runs.csv"], _csv(runs, run_columns))
     write_atomically(written["summary.csv"], _csv(summary, SUMMARY_COLUMNS))
     title = f"comparison {comparison.name}"
-    write_atomically(written["curves.png"], curves_png(error_curves(study, "train/acc"), error_curves(study, "val/acc"), title))
+    write_atomically(written["curves.png"], curves_png(error_curves(study, comparison, "train/acc"), error_curves(study, comparison, "val/acc"), title))
     headline = {r.variant: r.interval for r in analysis if r.metric == comparison.metrics[0] and r.interval is not None}
     macs = {v: c["macs"] for v, c in costs.items()}
     write_atomically(written["summary.png"], summary_png(headline, macs, comparison.metrics[0], comparison.baseline, title))

@@ -30,6 +30,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _colours(variants: list[str]) -> dict[str, Any]:
+    """One colour per variant: tab20's ten dark colours first, then its light ones (up to 20 distinct)."""
+    palette = _pyplot().get_cmap("tab20").colors
+    ordered = list(palette[0::2]) + list(palette[1::2])
+    return {v: ordered[i % len(ordered)] for i, v in enumerate(variants)}
+
+
 def _png(fig: Any) -> bytes:
     out = io.BytesIO()
     fig.savefig(out, format="png")
@@ -43,7 +50,7 @@ def curves_png(train_error: Curves, val_error: Curves, title: str) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110, sharey=True)
-    colours = dict(zip(sorted(set(train_error) | set(val_error)), plt.get_cmap("tab10").colors))
+    colours = _colours(list(dict.fromkeys([*train_error, *val_error])))
     for ax, curves, name in ((axes[0], train_error, "training error"), (axes[1], val_error, "validation error")):
         for variant, by_epoch in curves.items():
             epochs = sorted(by_epoch)
@@ -70,13 +77,19 @@ def summary_png(intervals: dict[str, Interval], macs: dict[str, float | None], m
     """The headline metric per variant with its 95% interval, against MACs (log scale)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
-    colours = dict(zip(sorted(intervals), plt.get_cmap("tab10").colors))
+    colours = _colours(list(intervals))
+    shared: dict[float, list[str]] = {}  # variants of equal MACs, drawn side by side rather than on top of each other
+    for variant in intervals:
+        shared.setdefault(macs.get(variant) or float("nan"), []).append(variant)
     for variant, interval in intervals.items():
         x = macs.get(variant) or float("nan")
+        group = shared[x]
+        x *= 1 + 0.03 * (group.index(variant) - (len(group) - 1) / 2)
         ax.errorbar([x], [interval.mean], yerr=[[interval.mean - interval.low], [interval.high - interval.mean]],
                     fmt="s" if variant == baseline else "o", color=colours[variant], capsize=4, markersize=6,
                     label=f"{variant} (baseline)" if variant == baseline else variant)
-        ax.annotate(variant, (x, interval.mean), fontsize=7, xytext=(5, 3), textcoords="offset points")
+        ax.annotate(variant, (x, interval.mean), fontsize=7, xytext=(4, 6 if group.index(variant) % 2 else -10),
+                    textcoords="offset points")
     if any(macs.get(v) for v in intervals):
         ax.set_xscale("log")
     ax.set_xlabel("MACs per image")
