@@ -49,8 +49,10 @@ def build_parser() -> CommandParser:
     parser = CommandParser(
         prog="resnet-lightning compare",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Train variants side by side over seeds and report intervals: " + __doc__.split("\n\n")[1].strip(),
-        epilog="COMPARE.yaml, every key:\n" + config_module.__doc__.split("::\n", 1)[1].split('"""')[0],
+        description="Variants side by side over seeds, with confidence intervals. Every run is a fit, then a test of its "
+        "best checkpoint, in its own run directory.",
+        epilog="Examples:\n" + __doc__.split("::\n", 1)[1] + "\nCOMPARE.yaml, every key:\n"
+        + config_module.__doc__.split("::\n", 1)[1].split('"""')[0],
     )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--config", type=Path, action="append", metavar="COMPARE.yaml",
