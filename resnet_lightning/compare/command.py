@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int | None:
         write_outputs(study, comparison, output)
         return 130
     _finish(study, comparison, output)
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if running:
+        print(f"compare: {len(running)} run(s) still running in other workers; the last worker to finish rewrites the outputs "
+              f"(or run `resnet-lightning compare --summary {output}` then)", file=sys.stderr)
     failed = failed_runs(study)
     if failed:
         first = failed[0]
