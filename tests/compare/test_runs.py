@@ -149,3 +149,15 @@ def test_a_metric_the_runs_do_not_log_ends_the_comparison_after_the_first_run(tm
     err = done.stderr.strip().splitlines()
     assert err[-1].startswith("resnet-lightning: error: ") and "'test/accuracy'" in err[-1] and "test/acc" in err[-1], err[-1]
     assert len([line for line in err if "(log " in line]) == 1  # one run, not four
+
+
+def test_two_workers_on_one_comparison_share_its_runs(tmp_path):
+    config = tiny_comparison(tmp_path / "tiny.yaml")
+    workers = [start_compare("--config", str(config), cwd=tmp_path) for _ in range(2)]
+    outs = [w.communicate(timeout=300)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outs
+    started = [line for out in outs for line in out.splitlines() if "(log " in line]
+    assert len(started) == 4, outs  # each run started once, by one worker or the other
+    output = tmp_path / "compare" / "tiny"
+    assert len(fit_runs(output)) == 4  # no run twice
+    assert [r["state"] for r in read_csv(output / "runs.csv")] == ["COMPLETE"] * 4
