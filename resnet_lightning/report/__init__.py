@@ -1,4 +1,4 @@
-"""``resnet-lightning report PATH``: one self-contained HTML page for a run or a search.
+"""``resnet-lightning report PATH``: one self-contained HTML page for a run, a search or a comparison.
 
 The page holds its images (PNG ``data:`` URIs) and no script: it opens from a laptop or a
 cluster's shared disk with no server and no network. Plots are matplotlib figures drawn
