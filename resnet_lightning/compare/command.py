@@ -19,9 +19,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import CommandParser, UserError, did_you_mean, one_line
+from ..report import write_report
 from ..search.fit_args import REGISTRY_KEYS, fit_args, resolved_config
 from ..search.storage import JOURNAL_FILE, fail_orphaned_trials, open_storage, shown, storage_address
 from ..search.trial import PROCESSES, TrialFailed, default_process
+from ..tracking.compare import log_comparison_to_wandb
 from . import config as config_module
 from .config import CompareConfigError, Comparison, check_seeds, load_comparison
 from .outputs import analyse, verdict, write_outputs
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int | None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per run comes from _report instead
     if args.summary is not None:
         study, comparison = _load_existing(args.summary, args.storage, args.baseline)
-        _finish(study, comparison, args.summary)
+        _finish(study, comparison, args.summary, to_wandb=False)  # a summary runs nothing new to log
         return None
     comparison = load_comparison(args.config[0], args.seeds, args.config[1:], args.baseline)
     output = args.output or Path("compare") / comparison.name
@@ -200,9 +202,12 @@ def _report(study: optuna.Study, trial: FrozenTrial) -> None:
           f"run {attrs.get('run_dir', '-')})", file=sys.stderr, flush=True)
 
 
-def _finish(study: optuna.Study, comparison: Comparison, output: Path) -> None:
-    """Write the outputs and print the headline table."""
+def _finish(study: optuna.Study, comparison: Comparison, output: Path, to_wandb: bool = True) -> None:
+    """Write the outputs (report.html too), log them to W&B when the runs have a WandbLogger, and print the headline table."""
     written = write_outputs(study, comparison, output)
+    written["report.html"] = write_report(output)
+    if to_wandb:
+        log_comparison_to_wandb(output, comparison.name)
     metric = comparison.metrics[0]
     for row in (r for r in analyse(study, comparison) if r.metric == metric):
         i, d = row.interval, row.difference

@@ -6,9 +6,7 @@ WANDB_MODE=offline); the runs are read back with wandb's own reader (``wandb lee
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -16,35 +14,36 @@ import pytest
 import yaml
 
 from resnet_lightning.tracking import read_offline_run
-from resnet_lightning.tracking.compare import log_comparison_to_wandb
 from tests.search.helpers import DIGITS
 
 from .helpers import compare, read_csv, tiny_comparison
 
 
 @pytest.fixture(scope="module")
-def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished comparison whose base configs give every fit a WandbLogger."""
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A finished comparison whose base configs give every fit a WandbLogger: (its output, the command's stderr)."""
     cwd = tmp_path_factory.mktemp("compare-wandb")
     logger = cwd / "wandb.yaml"
     logger.write_text(yaml.safe_dump({"trainer": {"logger": {"class_path": "lightning.pytorch.loggers.WandbLogger",
                                                              "init_args": {"log_model": False}}}}))
     config = tiny_comparison(cwd / "tiny.yaml", configs=[str(DIGITS), str(logger)], metrics=["test/acc"])
-    done = compare("--config", str(config), cwd=cwd)
+    done = compare("--config", str(config), cwd=cwd)  # WANDB_MODE=offline (tests.search.helpers.ENV)
     assert done.returncode == 0, done.stderr[-4000:]
-    return cwd / "compare" / "tiny"
+    return cwd / "compare" / "tiny", done.stderr
 
 
 @pytest.fixture(scope="module")
-def logged(output: Path) -> tuple[Path, str]:
-    """The comparison's W&B run, logged offline: (its directory, what the console got)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WANDB_MODE", "offline")
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err):
-            run_dir = log_comparison_to_wandb(output)
-    assert run_dir is not None
-    return run_dir, err.getvalue()
+def output(finished: tuple[Path, str]) -> Path:
+    return finished[0]
+
+
+@pytest.fixture(scope="module")
+def logged(finished: tuple[Path, str]) -> tuple[Path, str]:
+    """The comparison's W&B run, which the command logged offline at its end: (its directory, its console line)."""
+    lines = [line for line in finished[1].splitlines() if "W&B" in line]
+    assert len(lines) == 1, finished[1][-3000:]
+    run_dir = Path(lines[0].split("offline run ", 1)[1].split(" (upload", 1)[0])
+    return run_dir, lines[0] + "\n"
 
 
 def test_the_run_is_a_compare_job_grouped_by_the_comparison_in_the_fits_project(output: Path, logged: tuple[Path, str]) -> None:
@@ -86,3 +85,9 @@ def test_the_tables_hold_summary_csv_and_runs_csv(output: Path, logged: tuple[Pa
                     assert value == text
                 else:
                     assert value == pytest.approx(float(text))
+
+
+def test_every_runs_own_wandb_run_is_grouped_by_the_comparison(output: Path) -> None:
+    for row in read_csv(output / "runs.csv"):
+        runs = [read_offline_run(d) for d in Path(row["run_dir"]).glob("**/offline-run-*")]  # the fit's, its test's
+        assert runs and {run.group for run in runs} == {"tiny"}, [(r.group, r.job_type) for r in runs]
