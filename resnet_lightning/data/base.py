@@ -19,6 +19,7 @@ from typing_extensions import override
 from resnet_lightning.data.device import BatchAugment, DeviceBatches, EpochSampler
 from resnet_lightning.data.errors import DataConfigError, DataError
 from resnet_lightning.data.in_memory import in_memory_tensors
+from resnet_lightning.data.repeated import RepeatedAugmentationSampler
 from resnet_lightning.data.resumable import (
     ResumableDataLoader,
     SeededDataset,
@@ -61,6 +62,9 @@ class BaseDataModule(LightningDataModule):
             ``num_workers > 0``" (it is an error without workers). Ignored with ``on_device``.
         on_device: Hold each set on the training device and batch it there, instead of
             DataLoaders. For datasets that fit in device memory (MNIST, CIFAR).
+        repeated_augmentation: Copies of each training image per epoch, each augmented
+            differently, spread over the DDP ranks (timm's ``RepeatAugSampler``; 3 in
+            "ResNet strikes back"); 1 turns it off. See ``data/repeated.py``.
     """
 
     num_classes: int
@@ -75,6 +79,7 @@ class BaseDataModule(LightningDataModule):
         pin_memory: bool | None = None,
         persistent_workers: bool | None = None,
         on_device: bool = False,
+        repeated_augmentation: int = 1,
     ) -> None:
         super().__init__()
         # Records the whole chain of constructors' arguments: a subclass's own, and the
@@ -94,6 +99,12 @@ class BaseDataModule(LightningDataModule):
                 "persistent_workers=True needs worker processes but num_workers=0; "
                 "set --data.num_workers to 1 or more, or leave persistent_workers unset"
             )
+        if isinstance(repeated_augmentation, bool) or not isinstance(repeated_augmentation, int) or repeated_augmentation < 1:
+            raise DataConfigError(
+                f"repeated_augmentation={repeated_augmentation!r} must be a whole number of copies of each training "
+                "image per epoch: 1 (off) or more, e.g. --data.repeated_augmentation 3"
+            )
+        self.repeated_augmentation = repeated_augmentation
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
@@ -152,14 +163,14 @@ class BaseDataModule(LightningDataModule):
     def _epoch_sampler(self, num_samples: int, shuffle: bool, pad: bool) -> EpochSampler:
         """This rank's order of each epoch, from ``PL_GLOBAL_SEED`` and the epoch."""
         trainer = self.trainer  # None until a Trainer uses this DataModule
-        return EpochSampler(
-            num_samples,
-            shuffle=shuffle,
+        shard = dict(
             seed=int(os.environ.get("PL_GLOBAL_SEED", 0)),  # what Lightning's DistributedSampler uses
             rank=trainer.global_rank if trainer is not None else 0,
             world_size=trainer.world_size if trainer is not None else 1,
-            pad=pad,
         )
+        if shuffle and self.repeated_augmentation > 1:  # training only
+            return RepeatedAugmentationSampler(num_samples, repeats=self.repeated_augmentation, **shard)
+        return EpochSampler(num_samples, shuffle=shuffle, pad=pad, **shard)
 
     @override
     def train_dataloader(self) -> DataLoader | DeviceBatches:
