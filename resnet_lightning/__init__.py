@@ -7,7 +7,8 @@ points (see :mod:`resnet_lightning.registry`).
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .factory import create_model
+from .factory import create_model, from_pretrained
+from .hub import save_pretrained
 from .models import count_macs, count_parameters
 from .registry import (
     DuplicatePluginError,
@@ -41,6 +42,8 @@ __all__ = [
     "count_macs",
     "count_parameters",
     "create_model",
+    "from_pretrained",
+    "save_pretrained",
     "get_architecture",
     "get_block",
     "list_architectures",

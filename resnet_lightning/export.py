@@ -1,4 +1,5 @@
 """``resnet-lightning export``: a trained checkpoint as ONNX or a ``torch.export`` program, checked against eager.
+(``--format safetensors``: a directory in the Hub layout instead, :mod:`resnet_lightning.hub_export`.)
 
 The exported graph is the network alone (images in, logits out), with a dynamic
 batch size. What a user of the file needs besides it travels inside it: the class
@@ -275,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", default=None, help="with best/last: a run directory (NAME/version_N) or a run name "
                         "(its newest run with a checkpoint); needed when the root holds runs of several names")
     parser.add_argument("--root", default=".", help="where the runs are (fit's --trainer.default_root_dir; default .)")
-    parser.add_argument("--format", choices=FORMATS, default="onnx", help="onnx (torch.onnx, dynamo) or pt2 (torch.export)")
+    parser.add_argument("--format", choices=(*FORMATS, "safetensors"), default="onnx", help="onnx (torch.onnx, dynamo), pt2 "
+                        "(torch.export) or safetensors (a directory: model.safetensors, config.json, README.md)")
     parser.add_argument("--output", default=None, help="the file to write (default: <run>/export/<checkpoint>.<format>)")
     parser.add_argument("--input_size", type=_positive_int, default=None, help="image side (default: the one the checkpoint was trained on)")
     parser.add_argument("--tolerance", type=_non_negative_float, default=1e-4,
@@ -291,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     classifier = ResNetClassifier.load_from_checkpoint(ckpt, map_location="cpu", weights=None)
     shape = _input_shape(metadata, args.input_size, classifier.hparams.in_channels)
     metadata["input_shape"] = shape
+    if args.format == "safetensors":  # no graph: tensors and the config that rebuilds the network
+        from .hub_export import export_checkpoint
+
+        return export_checkpoint(classifier.model.float().eval(), checkpoint, ckpt, metadata, classifier.hparams.in_channels, args.output)
     output = Path(args.output) if args.output else default_output(ckpt, args.format)
     if output.is_dir():  # as cp does: into the directory, under the checkpoint's name
         output = output / f"{ckpt.stem}.{args.format}"

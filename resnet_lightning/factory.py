@@ -5,13 +5,16 @@ from __future__ import annotations
 import inspect
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from . import hub
 from .errors import UserError, did_you_mean
-from .models.pretrained import load_pretrained
+from .models.features import FeatureExtractor
+from .models.pretrained import WeightsError, load_pretrained
 from .registry import get_architecture
 from .testing.shapes import check_network_blocks
 
@@ -23,15 +26,20 @@ def create_model(
     num_classes: int | None = None,
     in_channels: int | None = None,
     weights: str | os.PathLike[str] | None = None,
+    features_only: bool = False,
+    out_indices: Iterable[int] | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Build a registered architecture, built-in or plugin, by name.
 
-    ``create_model("resnet34", block="preact", num_classes=10)`` or
-    ``create_model("cifar_resnet", depth=56, block="highway")``.
+    ``create_model("resnet34", block="preact", num_classes=10)``,
+    ``create_model("cifar_resnet", depth=56, block="highway")``,
+    ``create_model("resnet50", features_only=True, out_indices=(1, 2, 3, 4))`` or
+    ``create_model("hf-hub:ORG/NAME")``.
 
     Args:
-        arch: Architecture name (see :func:`list_architectures`), or ``"dist:name"``.
+        arch: Architecture name (see :func:`list_architectures`), ``"dist:name"``, or
+            ``"hf-hub:ORG/NAME"`` for a model in the Hub layout (:func:`from_pretrained`).
         block: Block name (see :func:`list_blocks`), a block class, or None for the
             architecture's default.
         num_classes: Output classes; None keeps the architecture's default.
@@ -42,13 +50,26 @@ def create_model(
             checkpoint file. A head for another ``num_classes`` stays freshly
             initialised, a stem for other ``in_channels`` is adapted; the rest loads
             strictly (see :mod:`resnet_lightning.models.pretrained`).
+        features_only: Return a backbone (:class:`~resnet_lightning.models.features.FeatureExtractor`):
+            images in, the feature maps at ``out_indices`` out, their channels and
+            reductions in its ``feature_info``.
+        out_indices: With ``features_only``: indices into the network's ``feature_info``
+            (0 the stem, i stage i; negative from the end); None for all.
         **kwargs: Architecture options (``depth``, ``shortcut``, ``drop_path_rate``, ...).
 
     Raises:
         ArchitectureArgumentError: the architecture rejects an option; the message names it.
         BlockContractError: a block of the network breaks the block contract
             (:func:`resnet_lightning.testing.check_network_blocks`).
+        FeaturesError: ``out_indices`` out of range, or a network without feature maps.
     """
+    if isinstance(arch, str) and arch.startswith(hub.HUB_PREFIX):
+        if block is not None or weights is not None:
+            raise ArchitectureArgumentError(f"{arch} sets its own block and weights (its config.json); leave out block= and weights=")
+        return from_pretrained(arch, num_classes=num_classes, in_channels=in_channels, features_only=features_only,
+                               out_indices=out_indices, **kwargs)
+    if out_indices is not None and not features_only:
+        raise ArchitectureArgumentError(f"out_indices={out_indices!r} picks feature maps: pass features_only=True with it")
     builder = get_architecture(arch)
     given = {"num_classes": num_classes, "in_channels": in_channels}
     arguments = dict({k: v for k, v in given.items() if v is not None}, block=block, **kwargs)
@@ -89,7 +110,51 @@ def create_model(
     check_network_blocks(model, meta=True)
     if weights is not None:
         load_pretrained(model, weights, builder=builder, arch=arch)
-    return model
+    return FeatureExtractor(model, out_indices, arch) if features_only else model
+
+
+def from_pretrained(
+    source: str | os.PathLike[str],
+    *,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    features_only: bool = False,
+    out_indices: Iterable[int] | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """A network from a directory in the Hub layout (``model.safetensors`` + ``config.json``) or ``hf-hub:ORG/NAME``.
+
+    The architecture, block and options come from ``config.json`` (its ``pretrained_cfg``,
+    ``label_names`` and versions are on the model as ``pretrained_cfg``); ``kwargs``
+    override options that leave the tensors' shapes as they are (``drop_path_rate``).
+    Another ``num_classes`` gets a fresh head, another ``in_channels`` an adapted stem, as
+    ``weights=`` does. ``hf-hub:`` downloads through ``huggingface_hub`` into its cache.
+
+    Raises:
+        PretrainedError: a file is missing or unreadable, the architecture's package is not
+            installed (the message names it), or the tensors are another architecture's.
+    """
+    text = os.fspath(source)
+    directory = hub.hub_directory(text.removeprefix(hub.HUB_PREFIX)) if text.startswith(hub.HUB_PREFIX) else Path(text)
+    config, state = hub.read_pretrained(directory)
+    hub.require_providers(config, directory)
+    arch = config["architecture"]
+    model = create_model(
+        arch,
+        block=config.get("block"),
+        num_classes=num_classes or config.get("num_classes"),
+        in_channels=in_channels or config.get("in_channels"),
+        **dict(config.get("arch_kwargs") or {}, **kwargs),
+    )
+    try:
+        load_pretrained(model, state, arch=arch)
+    except WeightsError as err:
+        raise hub.PretrainedError(
+            f"{directory / hub.WEIGHTS_FILE} does not hold the tensors of the {arch} its {hub.CONFIG_FILE} describes ({err}); "
+            "the files come from two different models: write the directory again with save_pretrained or export --format safetensors"
+        ) from None
+    model.pretrained_cfg = dict(config.get("pretrained_cfg") or {}, label_names=config.get("label_names"), source=text)
+    return FeatureExtractor(model, out_indices, arch) if features_only else model
 
 
 _UNEXPECTED = re.compile(r"got an unexpected keyword argument '(?P<name>[^']+)'")

@@ -47,6 +47,9 @@ class ResNet(nn.Module):
         block_shapes: ``(in_channels, out_channels, stride)`` each block was built
             with, in :meth:`blocks` order: what the block contract says it maps
             ``(N, in_channels, H, W)`` to (``(N, out_channels, ceil(H/stride), ceil(W/stride))``).
+        feature_info: One dict per feature map, as timm's: ``num_chs``, ``reduction`` (input
+            side / map side) and ``module``; index 0 is the stem (before the max-pool), index
+            i the output of stage i (:meth:`forward_intermediates`).
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
         self.num_features = channels
+        self.feature_info = _feature_info(self, stem_width)
 
         self._init_weights(zero_init_residual)
 
@@ -136,9 +140,89 @@ class ResNet(nn.Module):
             x = getattr(self, f"layer{stage}")(x)
         return self.final_norm(x)
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Pooling and classifier: ``(N, num_features, H', W') -> (N, num_classes)``, or the pooled features."""
+        x = self.avgpool(x).flatten(1)  # (N, num_features)
+        return x if pre_logits else self.fc(x)  # (N, num_classes)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.forward_features(x)).flatten(1)  # (N, num_features)
-        return self.fc(x)  # (N, num_classes)
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
+        """The feature maps at ``indices`` of :attr:`feature_info` (0: stem, i: stage i), in that order.
+
+        Stops after the deepest one asked for. The last stage's map is the one
+        :meth:`forward_features` returns (after the final BN-ReLU of pre-activation networks).
+        """
+        x = self.relu(self.bn1(self.conv1(x)))  # (N, stem_width, H/r, W/r)
+        maps = {0: x}
+        x = self.maxpool(x)
+        for stage in range(1, max(indices) + 1):
+            x = getattr(self, f"layer{stage}")(x)
+            maps[stage] = self.final_norm(x) if stage == self.num_stages else x
+        return [maps[i] for i in indices]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised head for ``num_classes`` classes; 0 for none (pooled features out)."""
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+            raise ValueError(f"num_classes must be a whole number >= 0 (0: no classifier), got {num_classes!r}")
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+
+    def prune_intermediate_layers(self, indices: Sequence[int]) -> None:
+        """Drop what the feature maps at ``indices`` do not need: later stages, the final norm, the head.
+
+        A backbone then holds no unused parameter (DDP requires that every parameter gets a gradient).
+        """
+        last = max(indices)
+        for stage in range(last + 1, self.num_stages + 1):
+            self.add_module(f"layer{stage}", nn.Sequential())  # empty: blocks() still iterates it
+        if last < self.num_stages:
+            self.final_norm = nn.Identity()
+        self.block_shapes = self.block_shapes[: sum(len(getattr(self, f"layer{s}")) for s in range(1, last + 1))]
+        self.reset_classifier(0)
+
+
+def _feature_info(model: ResNet, stem_width: int) -> list[dict[str, Any]]:
+    """timm's ``feature_info`` of ``model``, its reductions read from the strides it was built with."""
+    reduction = _stride(model.conv1) * _stride(model.bn1) * _stride(model.relu)
+    info = [{"num_chs": stem_width, "reduction": reduction, "module": "relu"}]
+    reduction *= _stride(model.maxpool)
+    shapes = iter(model.block_shapes)
+    for stage in range(1, model.num_stages + 1):
+        for _ in getattr(model, f"layer{stage}"):
+            _, channels, stride = next(shapes)
+            reduction *= stride
+        info.append({"num_chs": channels, "reduction": reduction, "module": f"layer{stage}"})
+    return info
+
+
+def _stride(module: nn.Module) -> int:
+    """How much ``module`` shrinks a map's side: the product of its layers' strides (convolutions, pools)."""
+    total = 1
+    for layer in module.modules():
+        stride = getattr(layer, "stride", None)
+        if isinstance(stride, int | tuple) and not isinstance(stride, bool):
+            total *= stride[0] if isinstance(stride, tuple) else stride
+    return total
+
+
+def _with_options(block: type[nn.Module], name: str, **options: bool) -> Callable[..., nn.Module]:
+    """``block`` given the options that are set; one it refuses is a ValueError naming the block and the option."""
+    given = {option: True for option, on in options.items() if on}
+
+    def make_block(*args: Any, **kwargs: Any) -> nn.Module:
+        try:
+            return block(*args, **kwargs, **given)
+        except TypeError as exc:
+            refused = [option for option in given if f"'{option}'" in str(exc)]
+            if not refused:
+                raise
+            raise ValueError(
+                f"block {name!r} does not take {refused[0]}=True; leave {refused[0]} off for it, or subclass "
+                "resnet_lightning.models.ResidualBlock (docs/writing-a-plugin.md)"
+            ) from exc
+
+    return make_block
 
 
 def _stem(
