@@ -210,7 +210,8 @@ def hub_directory(repo_id: str) -> Path:
             "pip install 'resnet-lightning[hub]' (or pass a local directory)"
         ) from None
     try:
-        return Path(huggingface_hub.snapshot_download(repo_id, allow_patterns=[CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]))
+        files = [CONFIG_FILE, WEIGHTS_FILE, CARD_FILE]
+        return Path(huggingface_hub.snapshot_download(repo_id, allow_patterns=files, library_name=LIBRARY))
     except (hub_errors.HfHubHTTPError, hub_errors.LocalEntryNotFoundError, hub_errors.HFValidationError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise PretrainedError(
@@ -236,7 +237,8 @@ def model_card(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:
         "",
         f"Architecture `{arch}`, block `{block or 'its default'}`, options `{json.dumps(config.get('arch_kwargs') or {})}`; "
         f"{config['num_classes']} classes{': ' + ', '.join(map(str, classes)) if classes else ''}; "
-        f"input `{cfg.get('input_size')}`, normalised with mean `{cfg.get('mean')}` and std `{cfg.get('std')}`.",
+        + (f"input `{cfg['input_size']}` (C, H, W)" if cfg.get("input_size") else "input size not recorded")
+        + (f", normalised with mean `{cfg['mean']}` and std `{cfg['std']}`." if cfg.get("mean") is not None else "."),
         "",
     ]
     for heading, key, what in (("Metrics", "metrics", "metric"), ("Recipe", "recipe", "option"), ("Data", "data", "option")):

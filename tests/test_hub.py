@@ -115,3 +115,10 @@ def test_export_safetensors_from_a_fit_reloads_to_the_same_logits(tmp_path: Path
     x = torch.randn(3, 1, 8, 8)
     with torch.no_grad():
         assert torch.equal(from_pretrained(directory).eval()(x), network(x))
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(SystemExit) as exited:
+        cli_main(["export", "--ckpt_path", "last", "--run", RUN_NAME, "--format", "safetensors", "--output", "taken"])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err.strip() == (
+        "resnet-lightning: error: export: --output taken is a file; --format safetensors writes a directory: name a new one"
+    )
