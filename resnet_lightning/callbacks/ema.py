@@ -14,6 +14,8 @@ weights are evaluated.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -22,6 +24,23 @@ from lightning.pytorch.callbacks import EMAWeightAveraging
 from typing_extensions import override
 
 from ..console import tell
+
+
+@contextmanager
+def shared_while_copied(pl_module: L.LightningModule) -> Iterator[dict[str, Any]]:
+    """While a weight-averaging callback deep-copies the whole LightningModule: its trainer and its optimizer
+    and scheduler factories are not part of the network and need not (and, holding open streams, cannot) be
+    copied. They are set aside (yielded, for the copy to share) and put back."""
+    shared = {
+        name: value for name, value in vars(pl_module).items()
+        if name == "_trainer" or (callable(value) and not isinstance(value, torch.nn.Module))
+    }
+    for name in shared:
+        pl_module.__dict__[name] = None
+    try:
+        yield shared
+    finally:
+        pl_module.__dict__.update(shared)
 
 
 class EMA(EMAWeightAveraging):
@@ -44,22 +63,10 @@ class EMA(EMAWeightAveraging):
 
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        # AveragedModel deep-copies the whole LightningModule. Its trainer and its optimizer and
-        # scheduler factories are not part of the network and need not (and, holding open
-        # streams, cannot) be copied: the copy shares them instead.
-        shared = {
-            name: value for name, value in vars(pl_module).items()
-            if name == "_trainer" or (callable(value) and not isinstance(value, torch.nn.Module))
-        }
-        for name in shared:
-            pl_module.__dict__[name] = None
-        try:
-            with warnings.catch_warnings():
-                # ResNetClassifier.configure_model only compiles; it shards nothing, which is what this warns about.
-                warnings.filterwarnings("ignore", message=".*WeightAveraging doesn't support sharding")
-                super().setup(trainer, pl_module, stage)
-        finally:
-            pl_module.__dict__.update(shared)
+        with shared_while_copied(pl_module) as shared, warnings.catch_warnings():
+            # ResNetClassifier.configure_model only compiles; it shards nothing, which is what this warns about.
+            warnings.filterwarnings("ignore", message=".*WeightAveraging doesn't support sharding")
+            super().setup(trainer, pl_module, stage)
         if self._average_model is not None:
             self._average_model.module.__dict__.update(shared)
 

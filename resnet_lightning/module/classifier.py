@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import nullcontext
 from typing import Any, Literal
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -16,25 +16,23 @@ from typing_extensions import override
 
 from ..callbacks.ema import EMA
 from ..callbacks.finetune import BackboneFreeze
+from ..callbacks.swa import SWA
 from ..callbacks.throughput import TrainingThroughput
 from ..checkpoint_io import CheckpointError, read_checkpoint
 from ..console import tell
 from ..data.augment import BatchMix
-from ..errors import UserError
 from ..factory import create_model
 from ..models.pretrained import classifier_head
 from ..safe_load import SAFE_GLOBALS
 from . import optimization
-from .example_input import example_input
+from .distillation import Distiller, check_distill
+from .example_input import data_spec, example_input
 from .initial_weights import fetch_initial_weights, load_initial_weights
+from .losses import NonFiniteLossError, classification_loss, non_finite_message
 from .options import ModelConfigError, check_model_options
 from .state_dict_check import state_dict_mismatch
 
 __all__ = ["ModelConfigError", "NonFiniteLossError", "ResNetClassifier"]
-
-
-class NonFiniteLossError(UserError, RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 class ResNetClassifier(L.LightningModule):
@@ -90,6 +88,14 @@ class ResNetClassifier(L.LightningModule):
             everything (:class:`~.callbacks.finetune.BackboneFreeze`, Lightning's ``BaseFinetuning``).
         backbone_lr_scale: The learning rate of everything but the head, as a fraction of
             the head's (e.g. 0.1 when fine-tuning pretrained weights).
+        loss: ``"ce"`` (cross-entropy) or ``"bce"``: one sigmoid per class, timm's ``BinaryCrossEntropy``
+            ("ResNet strikes back", Wightman et al. 2021); label smoothing applies to both.
+        bce_target_threshold: With ``bce``, targets above it become 1, the rest 0 (RSB: 0.2).
+        swa_lrs: Stochastic weight averaging (Izmailov et al. 2018) through Lightning's
+            ``StochasticWeightAveraging`` at this learning rate; None is off.
+        swa_epoch_start: The epoch SWA starts at (1-based), or below 1 a fraction of ``max_epochs``.
+        distill: Knowledge distillation from a frozen teacher (:mod:`.distillation`), e.g.
+            ``{teacher: runs/NAME/version_0, temperature: 4, alpha: 0.5, features: 0}``; None is off.
     """
 
     def __init__(
@@ -116,16 +122,23 @@ class ResNetClassifier(L.LightningModule):
         weights: str | None = None,
         freeze_backbone_epochs: int = 0,
         backbone_lr_scale: float = 1.0,
+        loss: Literal["ce", "bce"] = "ce",
+        bce_target_threshold: float | None = None,
+        swa_lrs: float | None = None,
+        swa_epoch_start: float = 0.8,
+        distill: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         check_model_options(self.hparams)
+        check_distill(distill)
         self.batch_mix = BatchMix(num_classes, mixup_alpha, cutmix_alpha) if mixup_alpha > 0 or cutmix_alpha > 0 else None
         self.model = create_model(
             arch, block=block, num_classes=num_classes, in_channels=in_channels, **(arch_kwargs or {})
         )
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.distiller = Distiller(distill, num_classes, in_channels, self.model) if distill else None
         self.optimizer_factory = optimizer
         self._input_shape: list[int] | None = None  # of the training batches, for exports
         self.scheduler_factory = lr_scheduler
@@ -177,6 +190,9 @@ class ResNetClassifier(L.LightningModule):
             callbacks.append(EMA(self.hparams.ema_decay, self.hparams.ema_every_n_steps, self.hparams.ema_start_epoch))
         if self.hparams.get("freeze_backbone_epochs", 0) > 0 and self.trainer.state.fn == "fit":
             callbacks.append(BackboneFreeze(self.hparams.freeze_backbone_epochs, self.hparams.backbone_lr_scale))
+        if self.hparams.get("swa_lrs") is not None and self.trainer.state.fn == "fit":
+            start = self.hparams.swa_epoch_start  # < 1: a fraction of max_epochs; else an epoch (1-based)
+            callbacks.append(SWA(self.hparams.swa_lrs, start if start < 1 else int(start)))
         return callbacks
 
     def _fitting(self) -> bool:
@@ -192,6 +208,8 @@ class ResNetClassifier(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self._fitting():  # one image's shape, so Lightning's model summary counts real FLOPs, not 0
             self.example_input_array = example_input(self.trainer)
+            if self.distiller is not None:  # before the optimizer is built: it trains the feature projection
+                self.distiller.load_teacher(self.model)
         # Lightning restores a resumed checkpoint after setup: its weights then replace these.
         if self.hparams.get("weights") and self._fitting():
             try:
@@ -205,6 +223,8 @@ class ResNetClassifier(L.LightningModule):
         # and does not need the initial ones any more (their file may be gone, the network unreachable).
         note, self._weights_note = getattr(self, "_weights_note", None), None
         error, self._weights_error = getattr(self, "_weights_error", None), None
+        if self.distiller is not None and self._input_shape is None and self.example_input_array is not None:
+            tell(self.distiller.cost(self.model, list(self.example_input_array.shape[1:])))
         if self.trainer.ckpt_path is not None:
             return
         if error is not None:
@@ -215,10 +235,7 @@ class ResNetClassifier(L.LightningModule):
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # What an exported model needs to be used: the classes' names and the input's normalisation.
-        datamodule = self._trainer.datamodule if self._trainer is not None else None
-        spec = {key: getattr(datamodule, key, None) for key in ("class_names", "mean", "std", "image_size")}
-        spec["input_shape"] = self._input_shape
-        checkpoint["data_spec"] = {key: _plain(value) for key, value in spec.items()}
+        checkpoint["data_spec"] = data_spec(self._trainer.datamodule if self._trainer is not None else None, self._input_shape)
 
     @override
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
@@ -229,6 +246,9 @@ class ResNetClassifier(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning loads the checkpoint's state_dict right after this hook (Trainer and load_from_checkpoint alike).
         self._loading_checkpoint = True
+        projection = checkpoint["state_dict"].get("distiller.projection.weight")
+        if self.distiller is not None and self.distiller.projection is None and projection is not None:
+            self.distiller.ensure_projection(projection.shape[1], projection.shape[0])  # (C_teacher, C_student, 1, 1)
         if "current_model_state" in checkpoint and self._trainer is not None and self.trainer.state.fn != "fit":
             tell(f"{self.trainer.state.fn.value}: evaluating the checkpoint's EMA (averaged) weights, not the raw ones")
 
@@ -268,9 +288,14 @@ class ResNetClassifier(L.LightningModule):
             # Seeded by the batch's place in the run, never by the global generator: a resumed fit mixes the same.
             key = (int(os.environ.get("PL_GLOBAL_SEED", 0)), self.current_epoch, batch_idx, self.global_rank)
             images, targets = self.batch_mix(images, labels, key)  # targets: (N, K), rows sum to 1
-        logits = self._evaluate(images) if stage == "test" else self(images)
-        # Soft targets go through the same cross-entropy (with probabilities), label smoothing included.
-        loss = F.cross_entropy(logits, targets, label_smoothing=self.hparams.label_smoothing)
+        distilling = stage == "train" and self.distiller is not None
+        with self.distiller.watch(self.model) if distilling else nullcontext():  # type: ignore[union-attr]
+            logits = self._evaluate(images) if stage == "test" else self(images)
+        loss = classification_loss(logits, targets, self.hparams)  # soft (mixed) targets too
+        if distilling:  # the teacher sees the same (mixed) images
+            losses = self.distiller(self.model, images, logits, loss)  # type: ignore[misc]
+            loss = losses.pop("loss")
+            self.log_dict({f"train/{name}": value for name, value in losses.items()}, on_step=True, on_epoch=True)
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(logits.detach(), labels)
         # Step-level loss for the progress bar; epoch-level, synced metrics for the rest.
@@ -288,7 +313,7 @@ class ResNetClassifier(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._shared_step(batch, "train", batch_idx)
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(self._non_finite_message(loss))
+            raise NonFiniteLossError(non_finite_message(self.trainer, loss, self.global_step, self.current_epoch))
         return loss
 
     @override
@@ -303,18 +328,6 @@ class ResNetClassifier(L.LightningModule):
     def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self._evaluate(images).softmax(dim=-1)  # (N, num_classes) class probabilities
-
-    def _non_finite_message(self, loss: torch.Tensor) -> str:
-        lrs = [group["lr"] for group in self.trainer.optimizers[0].param_groups] if self.trainer.optimizers else []
-        precision = self.trainer.precision
-        hint = f"the learning rate is too high (lr={max(lrs):g}; lower it or add --model.warmup)" if lrs else "the learning rate is too high"
-        if precision in ("16-mixed", "16-true", "16"):
-            hint += f", or float16 overflowed (precision={precision}; try bf16-mixed or 32-true)"
-        return (
-            f"training loss became {loss.item()} at global step {self.global_step} "
-            f"(epoch {self.current_epoch}); the likely cause is that {hint}. The run was "
-            f"stopped before this step's update; the last checkpoint written before it is kept."
-        )
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Parameters for the optimizer: norm weights and biases apart if asked, and the
@@ -334,11 +347,3 @@ class ResNetClassifier(L.LightningModule):
         optimizer = optimization.build_optimizer(self.parameter_groups(), self.optimizer_factory, self.hparams)
         return optimization.lr_schedule(optimizer, self.scheduler_factory, self.hparams)
 
-
-def _plain(value: Any) -> Any:
-    """Tensors and tuples as lists, so a checkpoint's ``data_spec`` loads with ``weights_only=True``."""
-    if isinstance(value, torch.Tensor):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

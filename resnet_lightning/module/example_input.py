@@ -1,4 +1,5 @@
-"""The ``example_input_array`` Lightning's model summary runs through the network, from the data."""
+"""What the module knows of its input: the ``example_input_array`` Lightning's model summary runs through the
+network, and the ``data_spec`` a checkpoint keeps for exports, from the data."""
 
 from __future__ import annotations
 
@@ -37,3 +38,19 @@ def example_input(trainer: Any) -> torch.Tensor | None:
     if not isinstance(image, torch.Tensor) or image.dim() != 3:
         return None
     return torch.zeros(1, *image.shape)  # (1, C, H, W)
+
+
+def data_spec(datamodule: Any, input_shape: list[int] | None) -> dict[str, Any]:
+    """What an exported model needs to be used: the classes' names, the input's normalisation and shape."""
+    spec = {key: getattr(datamodule, key, None) for key in ("class_names", "mean", "std", "image_size")}
+    spec["input_shape"] = input_shape
+    return {key: _plain(value) for key, value in spec.items()}
+
+
+def _plain(value: Any) -> Any:
+    """Tensors and tuples as lists, so a checkpoint's ``data_spec`` loads with ``weights_only=True``."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

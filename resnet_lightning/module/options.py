@@ -63,6 +63,19 @@ def check_model_options(hparams: Mapping[str, Any]) -> None:
             f"freeze_backbone_epochs={freeze_backbone_epochs}, backbone_lr_scale={backbone_lr_scale}: need "
             "freeze_backbone_epochs >= 0 (0: no freezing) and 0 < backbone_lr_scale <= 1 (e.g. 0.1)"
         )
+    threshold = hparams.get("bce_target_threshold")
+    if threshold is not None and (hparams.get("loss", "ce") != "bce" or not 0.0 <= threshold < 1.0):
+        raise ModelConfigError(
+            f"bce_target_threshold={threshold} with loss={hparams.get('loss', 'ce')!r}: the threshold needs --model.loss bce "
+            "and a value in [0, 1) (ResNet strikes back: 0.2)"
+        )
+    swa_lrs, swa_epoch_start = hparams.get("swa_lrs"), hparams.get("swa_epoch_start", 0.8)
+    if swa_lrs is not None and (swa_lrs <= 0 or not (0 < swa_epoch_start < 1 or float(swa_epoch_start).is_integer()) or ema_decay > 0):
+        raise ModelConfigError(
+            f"swa_lrs={swa_lrs}, swa_epoch_start={swa_epoch_start}, ema_decay={ema_decay}: SWA needs swa_lrs > 0 "
+            "(e.g. --model.swa_lrs 0.01), swa_epoch_start an epoch (1, 2, ...) or a fraction of max_epochs in (0, 1) and no EMA "
+            "(both average the weights: choose one)"
+        )
     if hparams["weights"] is not None:
         try:
             check_weights(hparams["weights"], get_architecture(hparams["arch"]), hparams["arch"])
