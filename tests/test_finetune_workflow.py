@@ -206,7 +206,7 @@ def test_export_user_errors_are_one_line(fitted, monkeypatch, capsys) -> None:
     assert "needs --run" in err and RUN_NAME in err and "other-run" in err and "\n" not in err
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["export", "--ckpt_path", "best", "--run", RUN_NAME, "--format", "tflite"])
-    assert exit_info.value.code == 2 and "invalid choice: 'tflite' (choose from 'onnx', 'pt2')" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "invalid choice: 'tflite' (choose from 'onnx', 'pt2', 'safetensors')" in capsys.readouterr().err
 
 
 def test_fit_with_unknown_weights_is_one_line(fitted, monkeypatch, capsys) -> None:
