@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .antialias import downsampler
 from .residual import ResidualBlock
 
 NormLayer = Callable[[int], nn.Module]
@@ -88,11 +89,13 @@ class BasicBlock(ResidualBlock):
         bias: bool = False, **kwargs: Any,
     ) -> None:
         padding = kernel_size // 2
-        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
+        conv_stride, aa = downsampler(out_channels, stride, self.blur_pool)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size, conv_stride, padding, bias=bias)
         self.bn1 = norm_layer(out_channels)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(out_channels, out_channels, kernel_size, 1, padding, bias=bias)
         self.bn2 = norm_layer(out_channels)
+        self.aa = aa  # the stride, after the activation, with blur_pool (Zhang 2019)
 
     def zero_init_last(self) -> None:
         # Each block starts as the identity (Goyal et al. 2017, "Accurate, Large
@@ -100,7 +103,7 @@ class BasicBlock(ResidualBlock):
         nn.init.zeros_(self.bn2.weight)
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.aa(self.relu(self.bn1(self.conv1(x))))
         return self.bn2(self.conv2(out))
 
     def merge(self, branch_out: torch.Tensor, shortcut_out: torch.Tensor | None) -> torch.Tensor:
@@ -163,9 +166,10 @@ class Bottleneck(ResidualBlock):
         base_width: int = 64, **kwargs: Any,
     ) -> None:
         width = int(out_channels // self.expansion * (base_width / 64.0)) * groups
+        conv_stride, self.aa = downsampler(width, stride, self.blur_pool)
         self.conv1 = conv1x1(in_channels, width)
         self.bn1 = norm_layer(width)
-        self.conv2 = conv3x3(width, width, stride, groups)
+        self.conv2 = conv3x3(width, width, conv_stride, groups)
         self.bn2 = norm_layer(width)
         self.conv3 = conv1x1(width, out_channels)
         self.bn3 = norm_layer(out_channels)
@@ -176,7 +180,7 @@ class Bottleneck(ResidualBlock):
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.aa(self.relu(self.bn2(self.conv2(out))))
         return self.bn3(self.conv3(out))
 
     def merge(self, branch_out: torch.Tensor, shortcut_out: torch.Tensor | None) -> torch.Tensor:
@@ -200,8 +204,9 @@ class PreActBlock(ResidualBlock):
     shortcut_norm: ClassVar[bool] = False
 
     def build_branch(self, in_channels: int, out_channels: int, stride: int, *, norm_layer: NormLayer, **kwargs: Any) -> None:
+        conv_stride, self.aa = downsampler(out_channels, stride, self.blur_pool)
         self.bn1 = norm_layer(in_channels)
-        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        self.conv1 = conv3x3(in_channels, out_channels, conv_stride)
         self.bn2 = norm_layer(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.relu = nn.ReLU(inplace=True)
@@ -216,7 +221,7 @@ class PreActBlock(ResidualBlock):
     # merge is the base class's plain addition: nothing follows it.
 
     def _branch(self, preact: torch.Tensor) -> torch.Tensor:
-        return self.conv2(self.relu(self.bn2(self.conv1(preact))))
+        return self.conv2(self.aa(self.relu(self.bn2(self.conv1(preact)))))
 
     def _shortcut(self, x: torch.Tensor, preact: torch.Tensor) -> torch.Tensor:
         return x if self.downsample is None else self.downsample(preact)
@@ -246,10 +251,11 @@ class PreActBottleneck(ResidualBlock):
 
     def build_branch(self, in_channels: int, out_channels: int, stride: int, *, norm_layer: NormLayer, **kwargs: Any) -> None:
         width = out_channels // self.expansion
+        conv_stride, self.aa = downsampler(width, stride, self.blur_pool)
         self.bn1 = norm_layer(in_channels)
         self.conv1 = conv1x1(in_channels, width)
         self.bn2 = norm_layer(width)
-        self.conv2 = conv3x3(width, width, stride)
+        self.conv2 = conv3x3(width, width, conv_stride)
         self.bn3 = norm_layer(width)
         self.conv3 = conv1x1(width, out_channels)
         self.relu = nn.ReLU(inplace=True)
@@ -263,7 +269,7 @@ class PreActBottleneck(ResidualBlock):
     def _branch(self, preact: torch.Tensor) -> torch.Tensor:
         out = self.conv1(preact)
         out = self.conv2(self.relu(self.bn2(out)))
-        return self.conv3(self.relu(self.bn3(out)))
+        return self.conv3(self.aa(self.relu(self.bn3(out))))
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         return self._branch(self.relu(self.bn1(x)))
@@ -294,12 +300,13 @@ class HighwayBlock(ResidualBlock):
         self, in_channels: int, out_channels: int, stride: int, *, norm_layer: NormLayer, gate_bias: float = -2.0,
         **kwargs: Any,
     ) -> None:
-        self.conv1 = conv3x3(in_channels, out_channels, stride)
+        conv_stride, self.aa = downsampler(out_channels, stride, self.blur_pool)  # for the gate too
+        self.conv1 = conv3x3(in_channels, out_channels, conv_stride)
         self.bn1 = norm_layer(out_channels)
         self.conv2 = conv3x3(out_channels, out_channels)
         self.bn2 = norm_layer(out_channels)
         self.relu = nn.ReLU(inplace=True)
-        self.gate = conv3x3(in_channels, out_channels, stride, bias=True)
+        self.gate = conv3x3(in_channels, out_channels, conv_stride, bias=True)
         self.gate_bias = gate_bias
         self.reset_gate()
 
@@ -320,14 +327,14 @@ class HighwayBlock(ResidualBlock):
         return x if self.downsample is None else self.downsample(x)
 
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x))))))
+        return self.relu(self.bn2(self.conv2(self.aa(self.relu(self.bn1(self.conv1(x)))))))
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.gate(x)) * self._transform(x)
+        return torch.sigmoid(self.aa(self.gate(x))) * self._transform(x)
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
-        return (1 - torch.sigmoid(self.gate(x))) * self._carry(x)
+        return (1 - torch.sigmoid(self.aa(self.gate(x)))) * self._carry(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate = torch.sigmoid(self.gate(x))  # (N, out, H', W'), in (0, 1)
+        gate = torch.sigmoid(self.aa(self.gate(x)))  # (N, out, H', W'), in (0, 1)
         return self.merge(self.drop_path(gate * self._transform(x)), (1 - gate) * self._carry(x))

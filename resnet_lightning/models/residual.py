@@ -130,6 +130,11 @@ class ResidualBlock(nn.Module):
         shortcut: ``"A"``, ``"B"`` or ``"C"`` for ``downsample``; None builds none
             (the subclass sets ``self.downsample`` itself).
         norm_layer: Norm constructor of the branch and of a projection shortcut.
+        avg_down: A subsampling shortcut averages ``stride`` x ``stride`` first and projects
+            at stride 1 (ResNet-D, He et al. 2019; timm's ``avg_down``).
+        blur_pool: Anti-aliased down-sampling (Zhang 2019): ``self.blur_pool`` tells
+            :meth:`build_branch` to put its stride in a :func:`~.antialias.downsampler`
+            after the activation (the shortcut is left as it is, as in timm).
         **kwargs: The block's own options, passed to :meth:`build_branch`; options
             meant for other blocks are ignored there (the block contract).
     """
@@ -146,15 +151,18 @@ class ResidualBlock(nn.Module):
         drop_path_rate: float = 0.0,
         shortcut: str | None = "B",
         norm_layer: Any = nn.BatchNorm2d,
+        avg_down: bool = False,
+        blur_pool: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        self.blur_pool = blur_pool
         self.drop_path = DropPath(drop_path_rate)
         self.build_branch(in_channels, out_channels, stride, norm_layer=norm_layer, **kwargs)
         if shortcut is not None:
             projection_norm = norm_layer if self.shortcut_norm else None
-            self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, projection_norm)
+            self.downsample = make_shortcut(shortcut, in_channels, out_channels, stride, projection_norm, avg_down)
 
     def build_branch(self, in_channels: int, out_channels: int, stride: int, *, norm_layer: Any, **kwargs: Any) -> None:
         """Build the layers :meth:`branch` uses (called by ``__init__``); by default none.

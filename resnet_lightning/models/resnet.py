@@ -12,13 +12,12 @@ torchvision's state dicts load with ``strict=True``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-StemType = Literal["imagenet", "cifar", "pointwise"]
-STEM_TYPES = ("imagenet", "cifar", "pointwise")
+from .stems import STEM_TYPES, StemType, make_stem
 
 
 class ResNet(nn.Module):
@@ -29,12 +28,21 @@ class ResNet(nn.Module):
         layers: Number of blocks in each stage.
         widths: Base width of each stage; a stage outputs ``width * block.expansion``.
         stem: ``"imagenet"`` (7x7/2 conv, BN, ReLU, 3x3/2 max-pool; He et al. 2015
-            Table 1), ``"cifar"`` (3x3 conv, BN, ReLU; Sec. 4.2) or ``"pointwise"``
-            (a 1x1 conv with bias and nothing else, the seed slides' MNIST network).
+            Table 1), ``"deep"`` (three 3x3 convs instead of the 7x7: ResNet-C of He et al.
+            2019, timm's ``stem_type="deep"``), ``"cifar"`` (3x3 conv, BN, ReLU; Sec. 4.2) or
+            ``"pointwise"`` (a 1x1 conv with bias, the seed slides' MNIST network); see
+            :mod:`~.stems`.
         stem_width: Channels out of the stem (default ``widths[0]``).
         num_classes: Size of the output logits.
         in_channels: Channels of the input images.
         shortcut: ``"A"``, ``"B"`` or ``"C"`` (He et al. 2015, Sec. 4.1).
+        avg_down: Down-sampling shortcuts average 2x2 then project at stride 1: ResNet-D
+            (He et al. 2019, Fig. 2c; timm's ``avg_down``). With ``stem="deep"``, ResNet-50
+            is timm's ``resnet50d``.
+        blur_pool: Anti-aliased down-sampling everywhere (Zhang 2019): each strided
+            convolution runs at stride 1 and a binomial blur subsamples after its
+            activation; the stem's max-pool becomes max, then blur (:mod:`~.antialias`).
+            Blocks are passed ``avg_down`` / ``blur_pool`` only when set.
         drop_path_rate: Stochastic depth: the last block is dropped with this
             probability, earlier ones linearly less (Huang et al. 2016, Eq. 4).
         zero_init_residual: Zero the last layer of each residual branch (blocks
@@ -63,6 +71,8 @@ class ResNet(nn.Module):
         num_classes: int = 1000,
         in_channels: int = 3,
         shortcut: str = "B",
+        avg_down: bool = False,
+        blur_pool: bool = False,
         drop_path_rate: float = 0.0,
         zero_init_residual: bool = False,
         norm_layer: Callable[[int], nn.Module] | None = None,
@@ -76,7 +86,9 @@ class ResNet(nn.Module):
         stem_width = stem_width or widths[0]
         self.block_name = block_name or f"{block.__module__}.{block.__qualname__}"
 
-        self.conv1, self.bn1, self.relu, self.maxpool = _stem(stem, in_channels, stem_width, norm_layer)
+        self.conv1, self.bn1, self.relu, self.maxpool = make_stem(stem, in_channels, stem_width, norm_layer, blur_pool)
+        # Passed only when asked for: a plugin block without these options still builds.
+        make_block = _with_options(block, self.block_name, avg_down=avg_down, blur_pool=blur_pool)
 
         total_blocks = sum(layers)
         channels, index = stem_width, 0
@@ -88,7 +100,7 @@ class ResNet(nn.Module):
                 stride = 2 if stage > 1 and i == 0 else 1
                 out_channels = width * expansion
                 blocks.append(
-                    block(
+                    make_block(
                         channels,
                         out_channels,
                         stride,
@@ -223,20 +235,6 @@ def _with_options(block: type[nn.Module], name: str, **options: bool) -> Callabl
             ) from exc
 
     return make_block
-
-
-def _stem(
-    stem: str, in_channels: int, width: int, norm_layer: Callable[[int], nn.Module]
-) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
-    if stem == "imagenet":
-        conv = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
-        pool: nn.Module = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        return conv, norm_layer(width), nn.ReLU(inplace=True), pool
-    if stem == "cifar":
-        conv = nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False)
-        return conv, norm_layer(width), nn.ReLU(inplace=True), nn.Identity()
-    conv = nn.Conv2d(in_channels, width, kernel_size=1, bias=True)
-    return conv, nn.Identity(), nn.Identity(), nn.Identity()
 
 
 def _check_arguments(

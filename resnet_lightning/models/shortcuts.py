@@ -5,6 +5,10 @@
 - ``"B"``: identity; a 1x1 projection (+ norm) only where the shape changes
   (torchvision's ``downsample``, the paper's ImageNet default).
 - ``"C"``: a 1x1 projection (+ norm) on every block.
+
+With ``avg_down`` (ResNet-D, He et al. 2019, Fig. 2c; timm's ``avg_down``) a shortcut that
+subsamples averages ``stride`` x ``stride`` first and projects at stride 1, so the projection
+reads every input position rather than one in ``stride**2``.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ SHORTCUT_TYPES = ("A", "B", "C")
 
 
 class ZeroPadShortcut(nn.Module):
-    """Option A: ``x[:, :, ::s, ::s]`` with zero channels appended; parameter-free."""
+    """Option A: ``x[:, :, ::s, ::s]`` (or ``pool(x)``, ``avg_down``) with zero channels appended; parameter-free."""
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int, pool: nn.Module | None = None) -> None:
         super().__init__()
         if out_channels < in_channels:
             raise ValueError(
@@ -32,9 +36,10 @@ class ZeroPadShortcut(nn.Module):
             )
         self.extra_channels = out_channels - in_channels
         self.stride = stride
+        self.pool = pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]  # (N, C, ceil(H/s), ceil(W/s))
+        x = x[:, :, :: self.stride, :: self.stride] if self.pool is None else self.pool(x)  # (N, C, ceil(H/s), ceil(W/s))
         return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
 
     def extra_repr(self) -> str:
@@ -47,6 +52,7 @@ def make_shortcut(
     out_channels: int,
     stride: int,
     norm_layer: Callable[[int], nn.Module] | None = nn.BatchNorm2d,
+    avg_down: bool = False,
 ) -> nn.Module | None:
     """The shortcut module for a block, or None where it is the identity.
 
@@ -57,15 +63,25 @@ def make_shortcut(
         stride: The block's stride.
         norm_layer: Norm after a projection; None for none (pre-activation
             blocks project the already-normalised input, He et al. 2016).
+        avg_down: Average first, then project at stride 1 (``downsample.0`` is the pool,
+            an identity at stride 1, and ``.1`` the conv: timm's keys).
     """
     if kind not in SHORTCUT_TYPES:
         raise ValueError(f"unknown shortcut {kind!r}; expected one of {list(SHORTCUT_TYPES)}")
     reshapes = stride != 1 or in_channels != out_channels
+    subsample = _average(stride) if avg_down else None
     if kind == "A":
-        return ZeroPadShortcut(in_channels, out_channels, stride) if reshapes else None
+        if not reshapes:
+            return None
+        return ZeroPadShortcut(in_channels, out_channels, stride, subsample if stride > 1 else None)
     if kind == "B" and not reshapes:
         return None
-    projection = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False)
-    if norm_layer is None:
-        return nn.Sequential(projection)
-    return nn.Sequential(projection, norm_layer(out_channels))
+    projection = nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=1 if subsample is not None else stride, bias=False)
+    layers = [projection] if norm_layer is None else [projection, norm_layer(out_channels)]
+    return nn.Sequential(*([subsample] if subsample is not None else []), *layers)
+
+
+def _average(stride: int) -> nn.Module:
+    if stride == 1:
+        return nn.Identity()  # kept, so the projection is downsample.1 in every block, as in timm
+    return nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)  # (N, C, ceil(H/s), ceil(W/s))

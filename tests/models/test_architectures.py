@@ -97,7 +97,7 @@ def test_preact_resnet_164() -> None:
     [
         ({"num_classes": 0}, r"num_classes must be a positive integer, got 0"),
         ({"in_channels": True}, r"in_channels must be a positive integer, got True"),
-        ({"stem": "cifar10"}, r"unknown stem 'cifar10'; expected one of \['imagenet', 'cifar', 'pointwise'\]"),
+        ({"stem": "cifar10"}, r"unknown stem 'cifar10'; expected one of \['imagenet', 'deep', 'cifar', 'pointwise'\]"),
         ({"drop_path_rate": 1.0}, r"drop_path_rate must be in \[0, 1\), got 1.0"),
     ],
 )
