@@ -41,6 +41,15 @@ def test_round_trip_gives_identical_logits(arch: str, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
 
 
+def test_resnet_d_with_blur_pool_round_trips(tmp_path: Path) -> None:
+    options = dict(widths=(8, 16, 32, 64), stem="deep", avg_down=True, blur_pool=True)
+    model = create_model("resnet50", num_classes=3, **options).eval()
+    save_pretrained(model, tmp_path, arch="resnet50", arch_kwargs=options, num_classes=3, in_channels=3)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(from_pretrained(tmp_path).eval()(x), model(x))
+
+
 def test_a_plugin_architecture_names_its_package_when_it_is_not_installed(tmp_path: Path, monkeypatch) -> None:
     model = create_model("se_resnet18", num_classes=3, **EXPORT_CASES["se_resnet18"])
     save_pretrained(model, tmp_path, arch="se_resnet18", arch_kwargs=EXPORT_CASES["se_resnet18"], num_classes=3, in_channels=3)

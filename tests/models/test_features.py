@@ -54,6 +54,16 @@ def test_feature_info_says_what_every_architecture_returns(arch: str) -> None:
     assert torch.equal(maps[-1], features)  # the last map is forward_features' (after a pre-activation net's final BN-ReLU)
 
 
+@pytest.mark.parametrize("options", [dict(stem="deep", avg_down=True), dict(stem="deep", avg_down=True, blur_pool=True)])
+def test_feature_info_holds_for_the_bag_of_tricks_options(options: dict) -> None:
+    backbone = create_model("resnet50", widths=(8, 16, 32, 64), features_only=True, **options).eval()
+    assert backbone.feature_info.reduction() == [2, 4, 8, 16, 32]  # BlurPool's subsampling counts as the stride it replaces
+    with torch.no_grad():
+        maps = backbone(torch.randn(1, 3, 30, 30))
+    for found, info in zip(maps, backbone.feature_info):
+        assert tuple(found.shape[1:]) == (info["num_chs"], math.ceil(30 / info["reduction"]), math.ceil(30 / info["reduction"]))
+
+
 def test_a_backbone_holds_only_what_its_maps_need_and_all_of_it_trains() -> None:
     backbone = create_model("resnet18", features_only=True, out_indices=(1, 2), widths=(8, 16, 32, 64))
     names = [name for name, _ in backbone.named_parameters()]
