@@ -46,8 +46,8 @@ def create_model(
         in_channels: Input image channels; None keeps the architecture's default.
         weights: Pretrained weights: a name the architecture offers (``"IMAGENET1K_V1"``,
             ``"IMAGENET1K_V2"``, ``"DEFAULT"`` for ``resnet18`` .. ``resnet152``, from
-            torchvision's cache or download), or a ``.pth`` state dict or ``.ckpt``
-            checkpoint file. A head for another ``num_classes`` stays freshly
+            torchvision's cache or download), a ``.pth`` state dict, a ``.ckpt``
+            checkpoint, a ``.safetensors`` file or a directory in the Hub layout. A head for another ``num_classes`` stays freshly
             initialised, a stem for other ``in_channels`` is adapted; the rest loads
             strictly (see :mod:`resnet_lightning.models.pretrained`).
         features_only: Return a backbone (:class:`~resnet_lightning.models.features.FeatureExtractor`):

@@ -12,6 +12,7 @@ from safetensors.torch import load_file, save_file
 from resnet_lightning import create_model, from_pretrained, refresh_plugins, save_pretrained
 from resnet_lightning.cli import cli_main
 from resnet_lightning.hub import PretrainedError
+from resnet_lightning.models.pretrained import WeightsError
 from resnet_lightning.registry import PLUGINS_ENV
 from tests.fixtures_cli import DIGITS, RUN_NAME
 from tests.project_plugins import project_entries
@@ -131,3 +132,14 @@ def test_export_safetensors_from_a_fit_reloads_to_the_same_logits(tmp_path: Path
     assert capsys.readouterr().err.strip() == (
         "resnet-lightning: error: export: --output taken is a file; --format safetensors writes a directory: name a new one"
     )
+
+
+def test_weights_from_a_hub_directory_or_a_safetensors_file(tmp_path: Path) -> None:
+    directory = _saved(tmp_path)
+    saved = load_file(directory / "model.safetensors")
+    for weights in (directory, directory / "model.safetensors"):  # --model.weights DIR fine-tunes from it
+        model = create_model("cifar_resnet", depth=8, num_classes=5, weights=weights)
+        assert torch.equal(model.layer3[0].conv2.weight, saved["layer3.0.conv2.weight"]) and model.fc.out_features == 5
+    (tmp_path / "broken.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json")
+    with pytest.raises(WeightsError, match=r"weights file .*broken.safetensors is not a safetensors file"):
+        create_model("cifar_resnet", depth=8, weights=tmp_path / "broken.safetensors")

@@ -33,7 +33,8 @@ from ..errors import UserError
 from ..safe_load import FileLoadError, UnsafeFileError, safe_load
 
 TORCHVISION_ARCHITECTURES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+WEIGHT_FILE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+SAFETENSORS_FILE = "model.safetensors"  # in a directory of the Hub layout (resnet_lightning.hub)
 CHECKPOINT_MODEL_PREFIX = "model."  # ResNetClassifier keeps the network as self.model
 
 
@@ -110,11 +111,25 @@ def is_weights_file(weights: str | os.PathLike[str]) -> bool:
 
 
 def read_weights_file(path: str | os.PathLike[str]) -> dict[str, Tensor]:
-    """A state dict from a file: a plain state dict, or the network's part of one of our checkpoints."""
+    """A state dict from a file: a plain state dict, the network's part of one of our checkpoints, or safetensors.
+
+    A directory in the Hub layout (``save_pretrained``, ``export --format safetensors``) gives its ``model.safetensors``.
+    """
     path = Path(path).expanduser()
+    if path.is_dir() and (path / SAFETENSORS_FILE).is_file():
+        path = path / SAFETENSORS_FILE
+    if path.suffix == ".safetensors" and path.is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))  # no pickle: nothing in the file can run
+        except SafetensorError as err:
+            raise WeightsError(f"weights file {path} is not a safetensors file ({err})") from None
     if not path.is_file():
         raise WeightsError(
-            f"weights file {path} does not exist; pass an existing .pth/.ckpt file or a weight name "
+            f"weights file {path} does not exist; pass an existing .pth/.ckpt/.safetensors file, a directory "
+            f"holding {SAFETENSORS_FILE}, or a weight name "
             f"such as IMAGENET1K_V1 (for {', '.join(TORCHVISION_ARCHITECTURES)})"
         )
     try:
