@@ -33,6 +33,10 @@ COMMANDS = {
         "resnet_lightning.export:main",
         "export a trained checkpoint to ONNX or torch.export (.pt2), checked against the eager model",
     ),
+    "lr_find": (
+        "resnet_lightning.cli.lr_find:main",
+        "find a learning rate (and with --batch_size, a batch size) for a fit's config with Lightning's Tuner; saves the plot",
+    ),
     "report": (
         "resnet_lightning.report:main",
         "one self-contained HTML page (images inside, no server) for a run directory or a search's output directory",
