@@ -203,6 +203,7 @@ def test_print_config_of_the_v2_recipe_shows_torchvisions_command(capsys) -> Non
     assert (data["auto_augment"], data["random_erasing"]) == ("trivialaugment", 0.1)
     assert (data["train_crop_size"], data["eval_resize_size"], data["eval_crop_size"]) == (176, 232, 224)
     assert data["batch_size"] * trainer["devices"] == 1024
+    assert data["repeated_augmentation"] == 4  # --ra-sampler --ra-reps 4
 
 
 def test_the_cifar_recipe_parses_with_its_tricks(capsys) -> None:

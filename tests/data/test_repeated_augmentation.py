@@ -7,10 +7,10 @@ from collections import Counter
 import pytest
 import torch
 
+from resnet_lightning.cli import cli_main
 from resnet_lightning.data import DataConfigError, DigitsDataModule
 from resnet_lightning.data.repeated import RepeatedAugmentationSampler
 from resnet_lightning.data.resumable import ResumableDataLoader
-from tests.fixtures_cli import RUN_NAME, run_cli
 from tests.fixtures_data import assert_continues_after_three_batches
 from tests.test_runs import TINY
 
@@ -80,14 +80,18 @@ def test_a_resumed_epoch_draws_the_same_order_and_augmentation_seeds() -> None:
     assert sampler.epochs.indices()[0] == sampler.epochs.indices()[2] and len(set(seeds)) == 6
 
 
-def test_a_fit_with_repeated_augmentation_and_the_bad_value(tmp_path) -> None:
-    (tmp_path / "bad").mkdir()
-    fit = ["fit", *TINY, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1"]
-    result = run_cli(*fit, "--data.repeated_augmentation", "3", "--data.batch_size", "256", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / RUN_NAME / "version_0" / "checkpoints" / "last.ckpt").exists()
-    bad = run_cli(*fit, "--data.repeated_augmentation", "0", cwd=tmp_path / "bad")
-    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
-    assert "repeated_augmentation=0 must be" in bad.stderr and "--data.repeated_augmentation 3" in bad.stderr
+def test_a_fit_with_repeated_augmentation_and_the_bad_value(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    fit = ["fit", *TINY, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1", "--data.batch_size", "256"]
+    cli = cli_main([*fit, "--data.repeated_augmentation", "3"])
+    assert cli.trainer.global_step == 1024 // 256  # 1024 = 4 x 256 samples: 342 digits, about 3 copies each
+    assert isinstance(cli.trainer.train_dataloader.sampler.epochs, RepeatedAugmentationSampler)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main([*fit, "--data.repeated_augmentation", "0"])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "repeated_augmentation=0 must be" in err and "--data.repeated_augmentation 3" in err
     with pytest.raises(DataConfigError, match="repeated_augmentation=True"):
         DigitsDataModule(repeated_augmentation=True)

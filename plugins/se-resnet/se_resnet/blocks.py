@@ -75,7 +75,7 @@ class SEBasicBlock(BasicBlock):
     # forward is merge(drop_path(branch(x)), shortcut(x)). The analyses see the SE as part
     # of the residual branch, where Hu et al. 2018 (Fig. 3) put it.
     def branch(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.aa(self.relu(self.bn1(self.conv1(x))))  # aa: the stride with blur_pool, else the identity
         return self.se(self.bn2(self.conv2(out)))  # (N, out, H', W'), each channel scaled by its gate
 
 
@@ -100,5 +100,5 @@ class SEBottleneck(Bottleneck):
 
     def branch(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.aa(self.relu(self.bn2(self.conv2(out))))  # aa: the stride with blur_pool, else the identity
         return self.se(self.bn3(self.conv3(out)))  # (N, out, H', W')

@@ -41,4 +41,4 @@ class WideBasicBlock(PreActBlock):
     # shortcut(x), merge and forward all come from the core's block.
     def _branch(self, preact: torch.Tensor) -> torch.Tensor:
         out = self.conv1(preact)
-        return self.conv2(self.dropout(self.relu(self.bn2(out))))  # (N, out, H', W')
+        return self.conv2(self.dropout(self.aa(self.relu(self.bn2(out)))))  # aa: the stride with blur_pool  # (N, out, H', W')
