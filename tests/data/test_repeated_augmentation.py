@@ -11,6 +11,7 @@ from resnet_lightning.cli import cli_main
 from resnet_lightning.data import DataConfigError, DigitsDataModule
 from resnet_lightning.data.repeated import RepeatedAugmentationSampler
 from resnet_lightning.data.resumable import ResumableDataLoader
+from tests.fixtures_cli import run_cli
 from tests.fixtures_data import assert_continues_after_three_batches
 from tests.test_runs import TINY
 
@@ -64,7 +65,7 @@ def _loader(epoch: int) -> ResumableDataLoader:
 
 def test_a_resumed_epoch_draws_the_same_order_and_augmentation_seeds() -> None:
     whole = list(_loader(epoch=2))
-    assert len(whole) == 1024 // 32  # 1,257 training digits: 1024 samples (4 x 256) a rank, 3 copies each
+    assert len(whole) == 1024 // 32  # 1,258 training digits: 1024 samples (4 x 256) a rank, 3 copies each
     labels = torch.cat([batch[1] for batch in whole])
     assert labels.bincount().sum() == 1024
     loader = _loader(epoch=2)
@@ -95,3 +96,45 @@ def test_a_fit_with_repeated_augmentation_and_the_bad_value(tmp_path, monkeypatc
     assert "repeated_augmentation=0 must be" in err and "--data.repeated_augmentation 3" in err
     with pytest.raises(DataConfigError, match="repeated_augmentation=True"):
         DigitsDataModule(repeated_augmentation=True)
+
+
+RECORDER = """
+import torch
+import lightning as L
+
+class RecordOrder(L.Callback):
+    '''Save this rank's training order of the first epoch, as its sampler draws it.'''
+    def __init__(self, path: str):
+        self.path = path
+    def on_train_epoch_start(self, trainer, module):
+        epochs = trainer.train_dataloader.sampler.epochs
+        torch.save({"rank": epochs.rank, "world_size": epochs.world_size, "indices": epochs.indices()},
+                   f"{self.path}/rank{trainer.global_rank}.pt")
+"""
+
+
+@pytest.mark.slow
+def test_ddp_ranks_draw_their_share_with_the_copies_spread_over_them(tmp_path) -> None:
+    (tmp_path / "recorder.py").write_text(RECORDER)
+    (tmp_path / "record.yaml").write_text(
+        f"trainer:\n  callbacks:\n    - class_path: recorder.RecordOrder\n      init_args: {{path: {tmp_path}}}\n"
+    )
+    result = run_cli(
+        "fit", *TINY, "--config", "record.yaml", "--trainer.strategy", "ddp", "--trainer.devices", "2",
+        "--trainer.accelerator", "cpu", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+        "--trainer.limit_val_batches", "1", "--trainer.logger", "false", "--data.repeated_augmentation", "3",
+        cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [(r["rank"], r["world_size"]) for r in ranks] == [(0, 2), (1, 2)]  # the trainer's ranks reached it
+    # 1,258 training digits: 1024 // 2 = 512 samples a rank, dealt from [a, a, a, b, b, b, ...] in turn,
+    # the order drawn from seed_everything's 0 (configs/digits.yaml) and epoch 0.
+    digits = DigitsDataModule()
+    digits.setup("fit")
+    expected = [RepeatedAugmentationSampler(len(digits.train_set), repeats=3, rank=r, world_size=2) for r in (0, 1)]
+    for rank, sampler in zip(ranks, expected):
+        assert torch.equal(rank["indices"], sampler.indices()) and len(rank["indices"]) == 512
+    counts = Counter(torch.cat([r["indices"] for r in ranks]).tolist())
+    assert len(counts) == 342 and max(counts.values()) == 3  # 1024 places: 341 images 3 times, one once
+    assert set(ranks[0]["indices"].tolist()) & set(ranks[1]["indices"].tolist())  # copies on both ranks
