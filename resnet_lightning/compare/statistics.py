@@ -98,7 +98,9 @@ def seeds_needed(mean_difference: float, sd_difference: float) -> int | None:
         df = n - 1
         t = stats.t.ppf(1 - ALPHA / 2, df)
         noncentrality = effect * math.sqrt(n)
-        power = stats.nct.sf(t, df, noncentrality) + stats.nct.cdf(-t, df, noncentrality)
+        # SciPy's noncentral t can return NaN for a far tail (a large noncentrality): that tail is ~0.
+        upper, lower = np.nan_to_num([stats.nct.sf(t, df, noncentrality), stats.nct.cdf(-t, df, noncentrality)])
+        power = upper + lower
         if power >= POWER:
             return n
     return MAX_SEEDS_NEEDED + 1  # shown as "more than 1000"

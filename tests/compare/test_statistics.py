@@ -47,3 +47,8 @@ def test_identical_runs_and_a_constant_shift():
 def test_benjamini_hochberg_is_scipys():
     p = [0.01, 0.04, 0.03, 0.5]
     assert adjusted(p) == pytest.approx(list(stats.false_discovery_control(p)))
+
+
+def test_seeds_needed_for_a_large_difference_survives_scipys_nan_tail():
+    # nct.cdf(-t, 1, 8.5) is NaN in SciPy; a difference six standard deviations wide needs 3 seeds, not "more".
+    assert seeds_needed(-0.53, 0.088) == 3 and seeds_needed(0.53, 0.088) == 3
