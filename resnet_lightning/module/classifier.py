@@ -223,8 +223,6 @@ class ResNetClassifier(L.LightningModule):
         # and does not need the initial ones any more (their file may be gone, the network unreachable).
         note, self._weights_note = getattr(self, "_weights_note", None), None
         error, self._weights_error = getattr(self, "_weights_error", None), None
-        if self.distiller is not None and self._input_shape is None and self.example_input_array is not None:
-            tell(self.distiller.cost(self.model, list(self.example_input_array.shape[1:])))
         if self.trainer.ckpt_path is not None:
             return
         if error is not None:
@@ -241,6 +239,8 @@ class ResNetClassifier(L.LightningModule):
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self._input_shape is None:
             self._input_shape = list(batch[0].shape[1:])  # (C, H, W)
+            if self.distiller is not None:
+                tell(self.distiller.cost(self.model, self._input_shape))
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
