@@ -13,8 +13,6 @@ Every file is written beside itself and renamed into place.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from ..search.outputs import csv_bytes
 from ..storage import write_atomically
 from .config import Comparison
 from .plots import Curves, curves_png, summary_png
@@ -65,12 +64,14 @@ def analyse(study: optuna.Study, comparison: Comparison) -> list[VariantResult]:
     done = results(study)
     out = []
     for metric in comparison.metrics:
-        by_variant = {v: {s: done[(v, s)].user_attrs.get("values", {}).get(metric) for v2, s in done if v2 == v}
-                      for v in comparison.variants}
-        base = {s: x for s, x in by_variant[comparison.baseline].items() if x is not None}
+        by_variant: dict[str, dict[int, float]] = {v: {} for v in comparison.variants}  # variant -> seed -> value
+        for (variant, seed), trial in done.items():
+            value = trial.user_attrs.get("values", {}).get(metric)
+            if value is not None and variant in by_variant:
+                by_variant[variant][seed] = value
+        base = by_variant[comparison.baseline]
         rows = []
         for variant, values in by_variant.items():
-            values = {s: x for s, x in values.items() if x is not None}
             interval = mean_interval(list(values.values())) if len(values) >= 2 else None
             shared = sorted(set(values) & set(base))
             difference = None
@@ -145,14 +146,6 @@ def error_curves(study: optuna.Study, comparison: Comparison, metric: str) -> Cu
     return curves
 
 
-def _csv(rows: list[dict[str, Any]], names: list[str]) -> bytes:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue().encode()
-
-
 def write_outputs(study: optuna.Study, comparison: Comparison, output: Path) -> dict[str, Path]:
     """Write runs.csv, summary.csv, curves.png, summary.png and report.md; returns what was written."""
     from .report_md import report_markdown  # the page reads the same rows
@@ -163,8 +156,8 @@ def write_outputs(study: optuna.Study, comparison: Comparison, output: Path) -> 
     runs = run_rows(study, comparison)
     written = {name: output / name for name in ("runs.csv", "summary.csv", "curves.png", "summary.png", "report.md")}
     run_columns = ["variant", "seed", "state", "trial", *comparison.metrics, *COSTS, "run_dir", "fail_reason"]
-    write_atomically(written["runs.csv"], _csv(runs, run_columns))
-    write_atomically(written["summary.csv"], _csv(summary, SUMMARY_COLUMNS))
+    write_atomically(written["runs.csv"], csv_bytes(runs, run_columns))
+    write_atomically(written["summary.csv"], csv_bytes(summary, SUMMARY_COLUMNS))
     title = f"comparison {comparison.name}"
     write_atomically(written["curves.png"], curves_png(error_curves(study, comparison, "train/acc"), error_curves(study, comparison, "val/acc"), title))
     headline = {r.variant: r.interval for r in analysis if r.metric == comparison.metrics[0] and r.interval is not None}

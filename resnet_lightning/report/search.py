@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 from . import html
 
@@ -59,22 +60,34 @@ def _pareto_section(output: Path) -> str:
     return html.section("Pareto front", *parts)
 
 
-def _hypervolume(journal: Path, columns: list[str]) -> list[str]:
-    """Per multi-objective study: the front's hypervolume after each completed trial, and its reference point."""
+NO_JOURNAL = f"no {JOURNAL_FILE} here: the study is in the --storage database the search used"
+
+
+def _journal_studies(journal: Path) -> list[tuple[str, Any, list[Any]]] | None:
+    """Each study in a search's journal with its COMPLETE trials; None when there is no journal (a database study)."""
     if not journal.is_file():
-        return [html.note(f"no {JOURNAL_FILE} here: the study is in the --storage database the search used")]
+        return None
     import optuna
-    from optuna.study import StudyDirection
     from optuna.trial import TrialState
 
     from ..search.storage import open_storage
-    from .hypervolume import history_figure, hypervolume_history
 
     storage = open_storage(str(journal))
+    studies = [optuna.load_study(study_name=name, storage=storage) for name in optuna.get_all_study_names(storage)]
+    return [(s.study_name, s, s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) for s in studies]
+
+
+def _hypervolume(journal: Path, columns: list[str]) -> list[str]:
+    """Per multi-objective study: the front's hypervolume after each completed trial, and its reference point."""
+    studies = _journal_studies(journal)
+    if studies is None:
+        return [html.note(NO_JOURNAL)]
+    from optuna.study import StudyDirection
+
+    from .hypervolume import history_figure, hypervolume_history
+
     parts = []
-    for name in optuna.get_all_study_names(storage):
-        study = optuna.load_study(study_name=name, storage=storage)
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for name, study, complete in studies:
         names = study.metric_names or _objective_names(columns, complete, len(study.directions))
         if len(study.directions) < 2:
             parts.append(html.note(f"study {name}: one objective ({names[0]}); a hypervolume needs two or more"))
@@ -101,19 +114,14 @@ def _hypervolume(journal: Path, columns: list[str]) -> list[str]:
 
 def _importances(journal: Path, columns: list[str]) -> list[str]:
     """Optuna's parameter importances per objective (fANOVA), or a note saying why there are none."""
-    if not journal.is_file():
-        return [html.note(f"no {JOURNAL_FILE} here: the study is in the --storage database the search used")]
+    studies = _journal_studies(journal)
+    if studies is None:
+        return [html.note(NO_JOURNAL)]
     import optuna
     from optuna.importance import FanovaImportanceEvaluator
-    from optuna.trial import TrialState
 
-    from ..search.storage import open_storage
-
-    storage = open_storage(str(journal))
     parts = []
-    for name in optuna.get_all_study_names(storage):
-        study = optuna.load_study(study_name=name, storage=storage)
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for name, study, complete in studies:
         if len(complete) < 2:
             parts.append(html.note(f"study {name}: {len(complete)} completed trial(s); importances need at least 2"))
             continue

@@ -61,7 +61,8 @@ def row(trial: FrozenTrial, search: SearchConfig) -> dict[str, Any]:
     }
 
 
-def _csv(rows: list[dict[str, Any]], names: list[str]) -> bytes:
+def csv_bytes(rows: list[dict[str, Any]], names: list[str]) -> bytes:
+    """``rows`` as CSV with the columns ``names`` (extra keys left out), as bytes to write atomically."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore")
     writer.writeheader()
@@ -97,10 +98,10 @@ def write_outputs(study: optuna.Study, search: SearchConfig, output: Path) -> di
     trials = study.get_trials(deepcopy=False)
     names = columns(search)
     written = {"trials.csv": output / "trials.csv"}
-    write_atomically(written["trials.csv"], _csv([row(t, search) for t in trials], names))
+    write_atomically(written["trials.csv"], csv_bytes([row(t, search) for t in trials], names))
     front = pareto_trials(study, search)
     written["pareto.csv"] = output / "pareto.csv"
-    write_atomically(written["pareto.csv"], _csv([{**row(t, search), "label": label(t)} for t in front], [*names, "label"]))
+    write_atomically(written["pareto.csv"], csv_bytes([{**row(t, search), "label": label(t)} for t in front], [*names, "label"]))
     if any(t.state == TrialState.COMPLETE for t in trials):
         written["pareto.png"] = output / "pareto.png"
         write_atomically(written["pareto.png"], pareto_plot(trials, front, search, study.study_name))
