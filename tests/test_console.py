@@ -28,6 +28,12 @@ def _lines(text: str, start: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(start)]
 
 
+@pytest.fixture(autouse=True)
+def no_inherited_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A seed an earlier test left in PL_GLOBAL_SEED would reach the fits here and hide Lightning's "No seed found"."""
+    monkeypatch.delenv("PL_GLOBAL_SEED", raising=False)
+
+
 def test_a_fit_into_a_file_writes_a_line_per_epoch_and_a_summary_whose_test_command_works(tmp_path: Path) -> None:
     result = run_cli("fit", *TINY, *FEW, "--trainer.max_epochs", "2", cwd=tmp_path, env=OFFLINE)
     assert result.returncode == 0, result.stderr
