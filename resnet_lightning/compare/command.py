@@ -21,13 +21,27 @@ from optuna.trial import FrozenTrial, TrialState
 from ..errors import CommandParser, UserError, did_you_mean, one_line
 from ..report import write_report
 from ..search.fit_args import REGISTRY_KEYS, fit_args, resolved_config
-from ..search.storage import JOURNAL_FILE, fail_orphaned_trials, open_storage, shown, storage_address
+from ..search.storage import (
+    JOURNAL_FILE,
+    fail_orphaned_trials,
+    open_storage,
+    shown,
+    storage_address,
+)
 from ..search.trial import PROCESSES, TrialFailed, default_process
 from ..tracking.compare import log_comparison_to_wandb
 from . import config as config_module
 from .config import CompareConfigError, Comparison, check_seeds, load_comparison
 from .outputs import analyse, verdict, write_outputs
-from .runner import DUPLICATE_ATTR, CompareRunner, failed_runs, pair, queue_missing_runs, results, stop_when_queue_is_empty
+from .runner import (
+    DUPLICATE_ATTR,
+    CompareRunner,
+    failed_runs,
+    pair,
+    queue_missing_runs,
+    results,
+    stop_when_queue_is_empty,
+)
 
 STORED = "comparison"  # the study's user attribute holding the comparison file as it was last run
 

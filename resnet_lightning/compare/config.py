@@ -29,7 +29,12 @@ import yaml
 from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from ..errors import did_you_mean, one_line
-from ..search.config import SearchConfig, SearchFileNotFoundError, config_files, read_yaml_mapping
+from ..search.config import (
+    SearchConfig,
+    SearchFileNotFoundError,
+    config_files,
+    read_yaml_mapping,
+)
 from ..search.objectives import Objective
 from ..search.space import SearchConfigError, cli_args
 

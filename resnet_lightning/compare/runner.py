@@ -24,10 +24,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import runs
-from ..search.fit_args import fit_args
 from ..search.objectives import MissingMetricError
 from ..search.trial import TrialFailed, TrialRunner, failure_reason
-from .config import Comparison, CompareConfigError
+from .config import CompareConfigError, Comparison
 
 DUPLICATE_ATTR = "duplicate_of"  # a trial that found its pair already taken (two workers queued it at once): nothing ran
 

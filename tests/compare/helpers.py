@@ -48,7 +48,7 @@ def compare(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
     """``resnet-lightning compare ARGS`` to its end."""
     return subprocess.run(
         [sys.executable, "-m", "resnet_lightning", "compare", *args], cwd=cwd, env={**os.environ, **ENV},
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, check=False,
     )
 
 

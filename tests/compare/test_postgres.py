@@ -1,4 +1,7 @@
-"""A comparison whose runs two workers share through a real PostgreSQL server, as on two machines."""
+"""A comparison whose runs two workers share through a real PostgreSQL server, as on two machines.
+
+(The fresh-interpreter trial process is the search's, tested in tests/search/test_postgres.py.)
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ def test_two_workers_on_two_machines_share_a_comparison(tmp_path: Path, postgres
     config = tiny_comparison(tmp_path / "tiny.yaml")
     workers = [
         start_compare("--config", str(config), "--storage", postgres, "--output", "a", cwd=tmp_path),
-        start_compare("--config", str(config), "--storage", postgres, "--output", "b", "--trial_process", "fresh", cwd=tmp_path),
+        start_compare("--config", str(config), "--storage", postgres, "--output", "b", cwd=tmp_path),
     ]
     outs = [w.communicate(timeout=300)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outs

@@ -26,8 +26,9 @@ VARIANTS = {"basic": {"model.block": "basic"}, "plain": {"model.block": "plain"}
 
 
 @pytest.fixture(scope="module")
-def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished comparison (two of its six runs failed), and its report written by the report command."""
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A finished comparison (two of its six runs failed), and its report written by the report command:
+    (its output, the comparison's stderr)."""
     cwd = tmp_path_factory.mktemp("compare-report")
     config = tiny_comparison(cwd / "tiny.yaml", variants=VARIANTS, metrics=["test/acc"])
     done = compare("--config", str(config), cwd=cwd)
@@ -36,7 +37,26 @@ def output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     reported = run_cli("report", str(output), cwd=cwd, env=ENV)
     assert reported.returncode == 0, reported.stderr[-3000:]
     assert reported.stderr.strip().splitlines()[-1] == f"resnet-lightning: report: {output / 'report.html'}"
-    return output
+    return output, done.stderr
+
+
+@pytest.fixture(scope="module")
+def output(finished: tuple[Path, str]) -> Path:
+    return finished[0]
+
+
+def test_a_failing_variant_is_reported_and_the_others_complete(finished: tuple[Path, str]) -> None:
+    output, stderr = finished
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("resnet-lightning: error: compare: 2 of 6 runs failed, e.g. broken seed 0: ") and "depth=9" in last, last
+    assert "run the same command again" in last
+    runs = read_csv(output / "runs.csv")
+    assert sorted(r["state"] for r in runs) == ["COMPLETE"] * 4 + ["FAIL"] * 2
+    assert all("depth=9" in r["fail_reason"] for r in runs if r["state"] == "FAIL")
+    summary = {r["variant"]: r for r in read_csv(output / "summary.csv")}
+    assert summary["plain"]["verdict"] != "too few paired seeds" and summary["plain"]["p_value"] != ""
+    assert summary["broken"]["seeds"] == "" and summary["broken"]["verdict"] == "too few paired seeds"
+    assert "broken seed 1 (trial" in (output / "report.md").read_text()
 
 
 def test_the_page_loads_whole_in_a_browser_with_the_comparisons_own_pictures(output: Path, tmp_path: Path) -> None:

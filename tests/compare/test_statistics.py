@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from resnet_lightning.compare.statistics import adjusted, mean_interval, paired_difference, seeds_needed
+from resnet_lightning.compare.statistics import (
+    adjusted,
+    mean_interval,
+    paired_difference,
+    seeds_needed,
+)
 
 BASE = [0.910, 0.921, 0.905, 0.915]
 BETTER = [0.930, 0.935, 0.921, 0.936]  # about +0.018, consistently
@@ -32,7 +37,7 @@ def test_a_consistent_difference_is_shown_and_a_noisy_one_is_not():
 
 def test_seeds_needed_reaches_eighty_percent_power():
     n = seeds_needed(0.01, 0.01)  # effect size 1
-    power = lambda k: stats.nct.sf(stats.t.ppf(0.975, k - 1), k - 1, np.sqrt(k)) + stats.nct.cdf(-stats.t.ppf(0.975, k - 1), k - 1, np.sqrt(k))  # noqa: E731
+    power = lambda k: stats.nct.sf(stats.t.ppf(0.975, k - 1), k - 1, np.sqrt(k)) + stats.nct.cdf(-stats.t.ppf(0.975, k - 1), k - 1, np.sqrt(k))
     assert power(n) >= 0.8 > power(n - 1)
     assert seeds_needed(0.0, 0.01) is None and seeds_needed(1e-6, 1.0) == 1001
 
