@@ -165,7 +165,7 @@ def _open_study(comparison: Comparison, address: str) -> optuna.Study:
     if stored is not None and stored["definition"] != _json(comparison.definition()):
         raise CompareConfigError(
             f"{shown(address)} holds a different comparison {comparison.name!r} (its configs, fixed options or variants differ "
-            f"from {comparison.path}'s); pass another --output, or give the file another name:"
+            f"from {comparison.path}'s); pass another --output, or give the comparison another name: in the file"
         )
     study.set_user_attr(STORED, {
         "definition": _json(comparison.definition()), "path": str(comparison.path), "configs": [str(p) for p in comparison.configs],
@@ -182,24 +182,31 @@ def _json(value: object) -> object:
 
 
 def _load_existing(output: Path, given: str | None, baseline: str | None) -> tuple[optuna.Study, Comparison]:
+    """The comparison a ``--summary`` reads: the storage's only one, or (a database holding several) the one named as ``output``."""
     address = storage_address(given, output)
     if "://" not in address and not Path(address).is_file():
         raise CompareConfigError(f"no comparison in {output} (no {JOURNAL_FILE} there); pass the --output (or --storage) it ran with")
     storage = open_storage(address)
-    for name in optuna.get_all_study_names(storage):
-        study = optuna.load_study(study_name=name, storage=storage)
-        stored = study.user_attrs.get(STORED)
-        if stored is not None:
-            variants = stored["definition"]["variants"]
-            if baseline is not None and baseline not in variants:
-                raise CompareConfigError(one_line(f"--baseline {baseline!r} is not one of the variants", did_you_mean(baseline, variants),
-                                                  f"the variants are {', '.join(variants)}"))
-            return study, Comparison(
-                path=Path(stored["path"]), name=name, configs=[Path(p) for p in stored["configs"]],
-                baseline=baseline or stored["baseline"], variants=variants, seeds=stored["seeds"], metrics=stored["metrics"],
-                fixed=stored["definition"]["fixed"], raw_configs=stored["definition"]["configs"],
-            )
-    raise CompareConfigError(f"{shown(address)} holds no comparison (a search's study?); pass the --output a comparison ran with")
+    studies = [optuna.load_study(study_name=name, storage=storage) for name in optuna.get_all_study_names(storage)]
+    comparisons = {s.study_name: s for s in studies if STORED in s.user_attrs}
+    if not comparisons:
+        raise CompareConfigError(f"{shown(address)} holds no comparison (a search's study?); pass the --output a comparison ran with")
+    if len(comparisons) > 1 and output.name not in comparisons:
+        raise CompareConfigError(
+            f"{shown(address)} holds {len(comparisons)} comparisons ({', '.join(sorted(comparisons))}); name the one to summarise "
+            "as the output directory's last part, e.g. --summary compare/" + sorted(comparisons)[0]
+        )
+    study = comparisons.get(output.name) or next(iter(comparisons.values()))
+    stored = study.user_attrs[STORED]
+    variants = stored["definition"]["variants"]
+    if baseline is not None and baseline not in variants:
+        raise CompareConfigError(one_line(f"--baseline {baseline!r} is not one of the variants", did_you_mean(baseline, variants),
+                                          f"the variants are {', '.join(variants)}"))
+    return study, Comparison(
+        path=Path(stored["path"]), name=study.study_name, configs=[Path(p) for p in stored["configs"]],
+        baseline=baseline or stored["baseline"], variants=variants, seeds=stored["seeds"], metrics=stored["metrics"],
+        fixed=stored["definition"]["fixed"], raw_configs=stored["definition"]["configs"],
+    )
 
 
 def _report(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -96,6 +96,9 @@ def summary_png(intervals: dict[str, Interval], macs: dict[str, float | None], m
     ax.set_ylabel(f"{metric} (mean, 95% interval over seeds)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if intervals:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no variant has two finished seeds yet", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     return _png(fig)

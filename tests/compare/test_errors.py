@@ -116,3 +116,14 @@ def test_another_baseline_and_a_missing_extra_config(tmp_path, monkeypatch, caps
     assert "baseline 'plian' is not one of the variants; did you mean plain?" in err
     err = compare_error(capsys, "--config", "tiny.yaml", "--config", "nothere.yaml")
     assert "--config nothere.yaml does not exist" in err and "configs/data/cifar10.yaml" in err
+
+
+def test_a_summary_from_a_database_holding_several_comparisons(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    database = f"sqlite:///{tmp_path / 'optuna.db'}"
+    _open_study(load_comparison(tiny_comparison(tmp_path / "tiny.yaml")), database)
+    _open_study(load_comparison(tiny_comparison(tmp_path / "other.yaml", name="other")), database)
+    err = compare_error(capsys, "--summary", "compare/x", "--storage", database)
+    assert "holds 2 comparisons (other, tiny)" in err and "--summary compare/other" in err
+    assert cli_main(["compare", "--summary", "compare/tiny", "--storage", database]) is None
+    assert "compare: wrote " in capsys.readouterr().err and (tmp_path / "compare" / "tiny" / "summary.csv").is_file()
