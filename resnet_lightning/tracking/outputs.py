@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
 
 def wandb_logger(trainer: L.Trainer) -> WandbLogger | None:
@@ -28,9 +28,17 @@ def report_dir(trainer: L.Trainer) -> Path | None:
         return None
     wb = wandb_logger(trainer)
     # A WandbLogger's log_dir is its save_dir, which every W&B run shares: use the run's files.
-    directory = Path(wb.experiment.dir) if wb is not None else Path(trainer.log_dir or trainer.default_root_dir)
+    directory = Path(wb.experiment.dir) if wb is not None else _log_dir(trainer)
     directory.mkdir(parents=True, exist_ok=True)
     return directory
+
+
+def _log_dir(trainer: L.Trainer) -> Path:
+    """``trainer.log_dir`` without its broadcast: that is a collective, and this runs on rank zero alone (under DDP the
+    other ranks are in their backward pass, so a broadcast here would pair with their gradient all-reduce)."""
+    logger = trainer.loggers[0]
+    directory = logger.log_dir if isinstance(logger, (CSVLogger, TensorBoardLogger)) else logger.save_dir
+    return Path(directory or trainer.default_root_dir)
 
 
 def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
