@@ -138,12 +138,13 @@ def metric_value(metric: str, attrs: dict[str, Any], test_metrics: dict[str, flo
 
 
 def failed_runs(study: optuna.Study) -> list[FrozenTrial]:
-    """The FAIL trials that ran (not duplicates) and whose pair has no result yet."""
+    """Per (variant, seed) with no result, its latest FAIL trial that ran (not a duplicate), in trial order."""
     done = results(study)
-    return [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    latest = {
+        pair(t): t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
         if pair(t) is not None and pair(t) not in done and DUPLICATE_ATTR not in t.user_attrs
-    ]
+    }
+    return sorted(latest.values(), key=lambda t: t.number)
 
 
 __all__ = ["CompareRunner", "TrialFailed", "queue_missing_runs", "results", "stop_when_queue_is_empty"]

@@ -106,3 +106,11 @@ def test_the_notes_and_the_comparisons_definition_are_there(output: Path) -> Non
 def test_without_a_wandb_logger_nothing_goes_to_wandb(output: Path) -> None:
     assert log_comparison_to_wandb(output) is None
     assert not (output / "wandb").exists()
+
+
+def test_running_it_again_retries_only_the_failed_runs_and_counts_each_once(finished: tuple[Path, str]) -> None:
+    output, _ = finished  # last in this module: it rewrites the outputs
+    again = compare("--config", str(output.parents[1] / "tiny.yaml"), cwd=output.parents[1])
+    assert again.returncode == 1
+    assert "4 run(s) finished, 2 queued now" in again.stderr
+    assert again.stderr.strip().splitlines()[-1].startswith("resnet-lightning: error: compare: 2 of 6 runs failed")
