@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import CommandParser, UserError, did_you_mean, one_line
 from ..report import write_report
+from ..report.compare import STORED
 from ..search.fit_args import REGISTRY_KEYS, fit_args, resolved_config
 from ..search.storage import (
     JOURNAL_FILE,
@@ -42,8 +43,6 @@ from .runner import (
     results,
     stop_when_queue_is_empty,
 )
-
-STORED = "comparison"  # the study's user attribute holding the comparison file as it was last run
 
 
 class ComparisonFailedError(UserError, RuntimeError):
@@ -194,7 +193,7 @@ def _load_existing(output: Path, given: str | None, baseline: str | None) -> tup
     if len(comparisons) > 1 and output.name not in comparisons:
         raise CompareConfigError(
             f"{shown(address)} holds {len(comparisons)} comparisons ({', '.join(sorted(comparisons))}); name the one to summarise "
-            "as the output directory's last part, e.g. --summary compare/" + sorted(comparisons)[0]
+            "as the output directory's last part, e.g. --summary compare/" + min(comparisons)
         )
     study = comparisons.get(output.name) or next(iter(comparisons.values()))
     stored = study.user_attrs[STORED]

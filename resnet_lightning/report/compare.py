@@ -21,7 +21,7 @@ from . import html
 from .search import JOURNAL_FILE, _run_link, _short
 
 OUTPUT_FILES = ("summary.csv", "runs.csv")
-STORED = "comparison"  # resnet_lightning.compare.command.STORED: the study's attribute holding the comparison file
+STORED = "comparison"  # the study's user attribute in which `compare` keeps the comparison as it last ran
 FIGURES = (
     ("curves.png", "curves.png: training and validation error per epoch, mean over seeds and a band of +- 1 sd"),
     ("summary.png", "summary.png: the headline metric per variant with its 95% interval, against MACs"),
