@@ -24,7 +24,9 @@ class ResNet(nn.Module):
     """A residual network: stem, stages of blocks, global average pool, linear head.
 
     Args:
-        block: Block class (see :class:`resnet_lightning.models.blocks.Block`).
+        block: Block class (see :class:`resnet_lightning.models.blocks.Block`), or one per
+            stage (a design space in the sense of Radosavovic et al. 2020: each stage
+            its own block, depth and width).
         layers: Number of blocks in each stage.
         widths: Base width of each stage; a stage outputs ``width * block.expansion``.
         stem: ``"imagenet"`` (7x7/2 conv, BN, ReLU, 3x3/2 max-pool; He et al. 2015
@@ -49,7 +51,8 @@ class ResNet(nn.Module):
             that define ``zero_init_last``) so each block starts as the identity.
         norm_layer: Norm constructor for stem and blocks (BatchNorm2d).
         block_kwargs: Extra keyword arguments for every block.
-        block_name: Name used in error messages (the registry name).
+        block_name: Name used in error messages (the registry name), or one per stage;
+            per-stage names differing are joined as ``basic/se_basic/highway``.
 
     Attributes:
         block_shapes: ``(in_channels, out_channels, stride)`` each block was built
@@ -62,7 +65,7 @@ class ResNet(nn.Module):
 
     def __init__(
         self,
-        block: type[nn.Module],
+        block: type[nn.Module] | Sequence[type[nn.Module]],
         layers: Sequence[int],
         *,
         widths: Sequence[int] = (64, 128, 256, 512),
@@ -77,28 +80,28 @@ class ResNet(nn.Module):
         zero_init_residual: bool = False,
         norm_layer: Callable[[int], nn.Module] | None = None,
         block_kwargs: dict[str, Any] | None = None,
-        block_name: str | None = None,
+        block_name: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         _check_arguments(layers, widths, stem, num_classes, in_channels, drop_path_rate)
         norm_layer = norm_layer or nn.BatchNorm2d
-        expansion = getattr(block, "expansion", 1)
+        stage_blocks, names = _per_stage(block, block_name, len(layers))
         stem_width = stem_width or widths[0]
-        self.block_name = block_name or f"{block.__module__}.{block.__qualname__}"
+        self.block_name = names[0] if len(set(names)) == 1 else "/".join(names)
 
         self.conv1, self.bn1, self.relu, self.maxpool = make_stem(stem, in_channels, stem_width, norm_layer, blur_pool)
-        # Passed only when asked for: a plugin block without these options still builds.
-        make_block = _with_options(block, self.block_name, avg_down=avg_down, blur_pool=blur_pool)
 
         total_blocks = sum(layers)
         channels, index = stem_width, 0
         self.block_shapes: list[tuple[int, int, int]] = []
-        for stage, (depth, width) in enumerate(zip(layers, widths), start=1):
+        for stage, (depth, width, stage_block, name) in enumerate(zip(layers, widths, stage_blocks, names), start=1):
+            # Passed only when asked for: a plugin block without these options still builds.
+            make_block = _with_options(stage_block, name, avg_down=avg_down, blur_pool=blur_pool)
             blocks = []
             for i in range(depth):
                 index += 1
                 stride = 2 if stage > 1 and i == 0 else 1
-                out_channels = width * expansion
+                out_channels = width * getattr(stage_block, "expansion", 1)
                 blocks.append(
                     make_block(
                         channels,
@@ -118,7 +121,7 @@ class ResNet(nn.Module):
 
         # Pre-activation blocks end with a convolution: normalise before pooling
         # (He et al. 2016, "Identity Mappings", Sec. 4).
-        preact = getattr(block, "preactivation", False)
+        preact = getattr(stage_blocks[-1], "preactivation", False)
         self.final_norm = nn.Sequential(norm_layer(channels), nn.ReLU(inplace=True)) if preact else nn.Identity()
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
@@ -216,6 +219,22 @@ def _stride(module: nn.Module) -> int:
         if isinstance(stride, int | tuple) and not isinstance(stride, bool):
             total *= stride[0] if isinstance(stride, tuple) else stride
     return total
+
+
+def _per_stage(
+    block: type[nn.Module] | Sequence[type[nn.Module]], name: str | Sequence[str] | None, stages: int
+) -> tuple[list[type[nn.Module]], list[str]]:
+    """One block class and one name per stage, from one class (every stage) or a list of them."""
+    blocks = [block] * stages if isinstance(block, type) else list(block)
+    if len(blocks) != stages:
+        raise ValueError(f"need a block for each of the {stages} stages, got {len(blocks)} blocks")
+    if name is None:
+        names = [f"{b.__module__}.{b.__qualname__}" for b in blocks]
+    else:
+        names = [name] * stages if isinstance(name, str) else list(name)
+    if len(names) != stages:
+        raise ValueError(f"need a block name for each of the {stages} stages, got {list(names)}")
+    return blocks, names
 
 
 def _with_options(block: type[nn.Module], name: str, **options: bool) -> Callable[..., nn.Module]:
