@@ -16,6 +16,7 @@ from . import html
 
 OUTPUT_FILES = ("trials.csv", "pareto.csv")
 JOURNAL_FILE = "study.journal"  # resnet_lightning.search.storage.JOURNAL_FILE, without importing Optuna to say so
+CONFIRM_SUFFIX = "-confirm"  # resnet_lightning.search.outputs.CONFIRM_SUFFIX (which imports the CLI: a cycle)
 MAX_ROWS = 500
 
 
@@ -55,8 +56,9 @@ def _pareto_section(output: Path) -> str:
     front = _csv(output / "pareto.csv")
     if front:
         parts.append(_table(front, "pareto.csv"))
-    parts.append(html.note("no intervals: a search's trials are single fits; the comparison report (intervals over seeds) "
-                           "comes with the `compare` command"))
+    if not any(row.get("vs_cheaper") for row in front):
+        parts.append(html.note("no intervals: a search's trials are single fits; `search --confirm K` retrains each Pareto "
+                               "point with K further seeds and adds their intervals here"))
     return html.section("Pareto front", *parts)
 
 
@@ -73,7 +75,8 @@ def _journal_studies(journal: Path) -> list[tuple[str, Any, list[Any]]] | None:
     from ..search.storage import open_storage
 
     storage = open_storage(str(journal))
-    studies = [optuna.load_study(study_name=name, storage=storage) for name in optuna.get_all_study_names(storage)]
+    names = [n for n in optuna.get_all_study_names(storage) if not n.endswith(CONFIRM_SUFFIX)]  # retrains: in pareto.csv
+    studies = [optuna.load_study(study_name=name, storage=storage) for name in names]
     return [(s.study_name, s, s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) for s in studies]
 
 

@@ -4,6 +4,7 @@ Examples::
 
     resnet-lightning search --config configs/search/digits.yaml --n_trials 40
     resnet-lightning search --config configs/search/digits.yaml --summary
+    resnet-lightning search --config configs/search/digits.yaml --confirm 3   # each Pareto point with 3 more seeds
     # N workers on N machines, one study:
     resnet-lightning search --config SEARCH.yaml --storage postgresql://USER:PASS@HOST/optuna --n_trials 200
 """
@@ -30,8 +31,10 @@ from .config import (
     positive_trials,
     sampler_seed,
 )
+from .confirm import confirm_front
 from .fit_args import check_search
-from .outputs import summary_table, write_outputs
+from .intervals import check_confirm_seeds
+from .outputs import pareto_trials, summary_table, write_outputs
 from .space import SearchConfigError
 from .storage import (
     JOURNAL_FILE,
@@ -87,7 +90,11 @@ def build_parser() -> CommandParser:
     parser.add_argument("--trial_process", choices=PROCESSES, default=default_process(),
                         help="fork: the worker forks per trial (no start-up cost; Linux default); fresh: a new interpreter "
                         "per trial (default elsewhere)")
-    parser.add_argument("--summary", action="store_true", help="print the study's trials and rewrite the outputs; run nothing")
+    parser.add_argument("--summary", action="store_true", help="print the study's trials, its front and the parameter "
+                        "importances, and rewrite the outputs; run nothing")
+    parser.add_argument("--confirm", type=_option(check_confirm_seeds, "--confirm", int), metavar="K",
+                        help="retrain each Pareto point of the study as it stands with K further seeds (K >= 2), then "
+                        "rewrite the outputs with intervals; runs no new trial (the file's confirm: does this after a search)")
     return parser
 
 
@@ -103,9 +110,22 @@ def main(argv: list[str] | None = None) -> int | None:
     address = storage_address(args.storage, output)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from _report instead
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    if args.summary:
+    if args.summary and args.confirm is None:
         study = _load_existing(name, address, args.storage)
         print(summary_table(study, search))
+        _write(study, search, output)
+        return None
+    if args.confirm is not None:
+        study = _load_existing(name, address, args.storage)
+        try:
+            confirm_front(study, pareto_trials(study, search), search, address, output, args.confirm, args.trial_process)
+        except KeyboardInterrupt:
+            print(f"search: confirmation interrupted; its finished runs are kept in {shown(address)}: run the same command "
+                  "to continue it", file=sys.stderr)
+            _write(study, search, output)
+            return 130
+        if args.summary:
+            print(summary_table(study, search))
         _write(study, search, output)
         return None
 
@@ -147,6 +167,8 @@ def main(argv: list[str] | None = None) -> int | None:
     try:
         if n_trials is None or finished < n_trials:
             study.optimize(runner, timeout=timeout, catch=(TrialFailed,), callbacks=callbacks)
+        if search.confirm and study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            confirm_front(study, pareto_trials(study, search), search, address, output, search.confirm, args.trial_process)
     except KeyboardInterrupt:
         print(f"search: interrupted; the study is kept in {shown(address)}: run the same command to continue it", file=sys.stderr)
         _write(study, search, output)

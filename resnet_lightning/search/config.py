@@ -16,6 +16,7 @@ A whole file (``resnet-lightning search --help`` repeats this)::
     timeout: 3600                       # or after this many seconds of this worker
     enqueue:                            # trials to run first, e.g. a known good configuration
       - {model.block: basic, model.optimizer.init_args.lr: 0.1}
+    confirm: {seeds: 3}                 # then retrain each Pareto point with 3 further seeds: intervals in pareto.csv
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from optuna.distributions import BaseDistribution
 from ..config_limits import ConfigTooLargeError, check_yaml_size
 from ..errors import UserError, did_you_mean, one_line
 from .algorithms import PRUNERS, SAMPLERS, normalise, try_algorithms
+from .intervals import parse_confirm
 from .objectives import Objective, parse_objectives
 from .space import SearchConfigError, contains, describe, parse_space
 
-KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner", "n_trials", "timeout", "enqueue")
+KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner", "n_trials", "timeout", "enqueue",
+        "confirm")
 
 
 class SearchFileNotFoundError(UserError, FileNotFoundError):
@@ -56,6 +59,7 @@ class SearchConfig:
     n_trials: int | None = None
     timeout: float | None = None
     enqueue: list[dict[str, Any]] = field(default_factory=list)
+    confirm: int | None = None  # further seeds per Pareto point (confirm: {seeds: K}), run after the trials
 
     @property
     def directions(self) -> list[str]:
@@ -132,6 +136,7 @@ def load_search_config(path: str | Path) -> SearchConfig:
         n_trials=raw.get("n_trials"),
         timeout=raw.get("timeout"),
         enqueue=enqueue,
+        confirm=parse_confirm(raw.get("confirm"), path),
     )
 
 

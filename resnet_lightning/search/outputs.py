@@ -4,10 +4,15 @@
   MACs, parameter count, epochs, wall time, run directory, why it failed).
 * ``pareto.csv`` / ``pareto.png``: the non-dominated trials (over the objectives when
   there are several; over the objective and MACs when there is one), and accuracy
-  against MACs with that front marked, each point labelled by block and depth.
-* ``best.yaml``: the best trial's whole fit config (``fit --config best.yaml``
-  retrains it as is); with several objectives ``best/trial-NNNN.yaml`` for every
-  Pareto point, and ``best.yaml`` is the one with the best first objective.
+  against MACs with that front marked, each point labelled by block and depth. Once
+  the front is confirmed (:mod:`.confirm`), each point's mean, standard deviation and
+  95% interval over its seeds, and whether it is shown better than every cheaper point
+  (:mod:`.intervals`); the plot draws the intervals and marks the points not shown better.
+* ``best.yaml``: the best trial's whole fit config, with the ``seed_everything`` its run
+  used (``fit --config best.yaml`` retrains it as it ran); with several objectives
+  ``best/trial-NNNN.yaml`` for every Pareto point, and ``best.yaml`` is the one with the
+  best first objective.
+* ``importance.csv`` / ``importance.png`` and ``hypervolume.png``: see :mod:`.importance`.
 
 Every file is written beside itself and renamed into place, so workers that
 finish at once leave whole files.
@@ -21,12 +26,32 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from ..report.html import figure_png
 from ..storage import write_atomically
 from .config import SearchConfig
 from .fit_args import fit_args, resolved_config
+from .importance import (
+    hypervolume_png,
+    importance_figure,
+    importance_rows,
+    importance_text,
+    param_importances,
+)
+from .intervals import (
+    NOT_SHOWN,
+    PointStats,
+    front_text,
+    interval_cells,
+    interval_columns,
+    point_stats,
+)
 from .objectives import Objective
+
+CONFIRM_SUFFIX = "-confirm"
+SEED_KEY = "seed_everything"  # compare.config.SEED_KEY (compare imports this module)
 
 
 def label(trial: FrozenTrial) -> str:
@@ -93,6 +118,42 @@ def _non_dominated(trials: list[FrozenTrial], axes: list[tuple[Objective, int | 
     return [t for t in trials if not any(dominates(points[o.number], points[t.number]) for o in trials)]
 
 
+def confirm_study_name(study_name: str) -> str:
+    """The study that confirms a search's front (:mod:`.confirm`), beside the search's in its storage."""
+    return study_name + CONFIRM_SUFFIX
+
+
+def variant(trial: FrozenTrial) -> str:
+    """A Pareto point's name in the confirmation."""
+    return f"trial-{trial.number:04d}"
+
+
+def trial_seed(trial: FrozenTrial, search: SearchConfig) -> int | None:
+    """The ``seed_everything`` the trial ran with: its run's config.yaml (which holds the seed Lightning drew when
+    the config said ``true``), else what the search's configs resolve to."""
+    config = Path(trial.user_attrs["run_dir"]) / "config.yaml" if trial.user_attrs.get("run_dir") else None
+    if config is not None and config.is_file():
+        seed = (yaml.safe_load(config.read_text()) or {}).get(SEED_KEY)
+    else:
+        seed = (yaml.safe_load(resolved_config(fit_args(search, trial.params))) or {}).get(SEED_KEY)
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def retrains(study: optuna.Study, front: list[FrozenTrial]) -> dict[int, list[dict[str, Any]]]:
+    """Per Pareto trial number, what each finished retrain of the confirmation recorded (its first run per seed)."""
+    try:
+        confirm = optuna.load_study(study_name=confirm_study_name(study.study_name), storage=study._storage)
+    except KeyError:  # not confirmed
+        return {}
+    seen, found = set(), {}
+    for run in confirm.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        key = (run.params.get("variant"), run.params.get("seed"))
+        if key not in seen:
+            seen.add(key)
+            found.setdefault(key[0], []).append(run.user_attrs)
+    return {t.number: found.get(variant(t), []) for t in front}
+
+
 def write_outputs(study: optuna.Study, search: SearchConfig, output: Path) -> dict[str, Path]:
     """Write trials.csv, pareto.csv, pareto.png and the best configs; returns what was written."""
     trials = study.get_trials(deepcopy=False)
@@ -100,13 +161,25 @@ def write_outputs(study: optuna.Study, search: SearchConfig, output: Path) -> di
     written = {"trials.csv": output / "trials.csv"}
     write_atomically(written["trials.csv"], csv_bytes([row(t, search) for t in trials], names))
     front = pareto_trials(study, search)
+    stats = point_stats(front, search.objectives, retrains(study, front))
     written["pareto.csv"] = output / "pareto.csv"
-    write_atomically(written["pareto.csv"], csv_bytes([{**row(t, search), "label": label(t)} for t in front], [*names, "label"]))
+    rows = [{**row(t, search), "label": label(t), **interval_cells(stats.get(t.number))} for t in front]
+    write_atomically(written["pareto.csv"], csv_bytes(rows, [*names, "label", *interval_columns(search.objectives)]))
     if any(t.state == TrialState.COMPLETE for t in trials):
         written["pareto.png"] = output / "pareto.png"
-        write_atomically(written["pareto.png"], pareto_plot(trials, front, search, study.study_name))
+        write_atomically(written["pareto.png"], pareto_plot(trials, front, search, study.study_name, stats))
         for path in write_best_configs(study, search, front, output):
             written[str(path.relative_to(output))] = path
+    importances, _ = param_importances(study, search)
+    written["importance.csv"] = output / "importance.csv"
+    write_atomically(written["importance.csv"], csv_bytes(importance_rows(importances, search), ["parameter", *importances]))
+    if importances:
+        written["importance.png"] = output / "importance.png"
+        write_atomically(written["importance.png"], figure_png(importance_figure(importances, search, study.study_name)))
+    hypervolume = hypervolume_png(study, search)
+    if hypervolume is not None:
+        written["hypervolume.png"] = output / "hypervolume.png"
+        write_atomically(written["hypervolume.png"], hypervolume)
     return written
 
 
@@ -139,11 +212,17 @@ def _best_config(study: optuna.Study, search: SearchConfig, trial: FrozenTrial) 
         f"# Its run: {trial.user_attrs.get('run_dir')}\n"
         "# Retrain it as is:  resnet-lightning fit --config THIS_FILE\n"
     )
-    return header + resolved_config(fit_args(search, trial.params))
+    seed = trial_seed(trial, search)  # a config's `seed_everything: true` drew it when the trial ran
+    return header + resolved_config([*fit_args(search, trial.params), *([f"--seed_everything={seed}"] if seed is not None else [])])
 
 
-def pareto_plot(trials: list[FrozenTrial], front: list[FrozenTrial], search: SearchConfig, title: str) -> bytes:
-    """Accuracy (the first metric objective) against MACs, coloured by block, the front marked; PNG bytes."""
+def pareto_plot(trials: list[FrozenTrial], front: list[FrozenTrial], search: SearchConfig, title: str,
+                stats: dict[int, PointStats] | None = None) -> bytes:
+    """Accuracy (the first metric objective) against MACs, coloured by block, the front marked; PNG bytes.
+
+    Confirmed points (``stats``) get their 95% interval as an error bar at the mean, and a
+    red cross when they are not shown better than a cheaper point.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -168,6 +247,7 @@ def pareto_plot(trials: list[FrozenTrial], front: list[FrozenTrial], search: Sea
                 color="black", linewidth=1.2, label="Pareto front")
         ax.scatter([t.user_attrs["macs"] for t in marked], [t.values[index] for t in marked], s=90,
                    facecolors="none", edgecolors="black", linewidths=1.2)
+    _draw_intervals(ax, marked, metric.name, stats or {})
     ax.set_xscale("log")
     ax.set_xlabel("MACs per image (count_macs at the data's input size)")
     ax.set_ylabel(f"{metric.name} (best epoch)")
@@ -181,6 +261,22 @@ def pareto_plot(trials: list[FrozenTrial], front: list[FrozenTrial], search: Sea
     return out.getvalue()
 
 
+def _draw_intervals(ax: Any, front: list[FrozenTrial], metric: str, stats: dict[int, PointStats]) -> None:
+    confirmed = [(t, stats[t.number]) for t in front if t.number in stats and stats[t.number].intervals.get(metric)]
+    if not confirmed:
+        return
+    x = [t.user_attrs["macs"] for t, _ in confirmed]
+    means = [p.intervals[metric].mean for _, p in confirmed]
+    below = [p.intervals[metric].mean - p.intervals[metric].low for _, p in confirmed]
+    above = [p.intervals[metric].high - p.intervals[metric].mean for _, p in confirmed]
+    ax.errorbar(x, means, yerr=[below, above], fmt="D", color="black", markersize=4, capsize=4, linewidth=1,
+                label=f"mean and 95% interval over {confirmed[0][1].intervals[metric].n} seeds")
+    weak = [(xi, m) for xi, m, (_, p) in zip(x, means, confirmed) if p.vs_cheaper == NOT_SHOWN]
+    if weak:
+        ax.scatter([w[0] for w in weak], [w[1] for w in weak], marker="x", s=120, color="red", linewidths=1.5,
+                   label="not shown better than a cheaper point", zorder=5)
+
+
 def summary_table(study: optuna.Study, search: SearchConfig) -> str:
     """The trials as an aligned text table (``search --summary``)."""
     names = [n for n in columns(search) if n not in ("run_dir",)]
@@ -190,6 +286,10 @@ def summary_table(study: optuna.Study, search: SearchConfig) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     counts = {s.name: sum(t.state == s for t in study.get_trials(deepcopy=False)) for s in TrialState}
     lines.append(f"{study.study_name}: " + ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n))
+    front = pareto_trials(study, search)
+    stats = point_stats(front, search.objectives, retrains(study, front))
+    lines += ["", front_text(front, search.objectives, stats, {t.number: label(t) for t in front})]
+    lines += ["", importance_text(study, search)]
     return "\n".join(lines)
 
 
