@@ -103,6 +103,15 @@ def test_a_rerun_of_a_finished_confirmation_runs_nothing_new(confirmed: dict) ->
     assert f"over {K + 1} seeds" in log  # the summary prints the front with its intervals
 
 
+def test_more_seeds_later_queue_only_the_missing_runs(confirmed: dict) -> None:
+    points = len(pareto_rows(confirmed["cwd"] / "out"))
+    log = finish(start_search("--config", str(confirmed["search"]), "--output", "out", "--confirm", str(K + 1), cwd=confirmed["cwd"]))
+    assert f"{points} run(s) queued now, {K * points} finished" in log
+    confirm = journal_study(confirmed["cwd"] / "out" / "study.journal", "tiny-confirm")
+    assert sorted(t.params["seed"] for t in confirm.get_trials(states=(TrialState.COMPLETE,))) == sorted([1, 2, 3] * points)
+    assert {int(row["seeds"]) for row in pareto_rows(confirmed["cwd"] / "out")} == {K + 2}
+
+
 def test_vs_cheaper_says_whether_an_interval_clears_every_cheaper_point() -> None:
     objectives = [Objective("val/acc", "maximize"), Objective("macs", "minimize")]
     dist = {"model.block": CategoricalDistribution(["a", "b", "c"])}
