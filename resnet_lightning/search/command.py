@@ -74,7 +74,7 @@ def build_parser() -> CommandParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Architecture and hyperparameter search: " + __doc__.split("\n\n")[0].split(": ", 1)[1],
         epilog="SEARCH.yaml, every key:\n" + config_module.__doc__.split("::\n", 1)[1].split('"""')[0]
-        + "\nObjectives: any metric the fit logs (its best epoch), or macs, params, wall_time.\n"
+        + "\nObjectives: any metric the fit logs (its best epoch), or macs, params, latency_ms, wall_time.\n"
         + "\nStorage:\n" + storage_module.__doc__.split("\n\n", 1)[1],
     )
     parser.add_argument("--config", required=True, type=Path, metavar="SEARCH.yaml", help="the search file (keys below)")
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int | None:
     storage = open_storage(address, heartbeat=True)
     study = optuna.create_study(
         storage=storage, study_name=name, directions=search.directions, load_if_exists=True,
-        sampler=make_sampler(search.sampler, search.space), pruner=make_pruner(search.pruner),
+        sampler=make_sampler(search.sampler, search.space, search.constraints), pruner=make_pruner(search.pruner),
     )
     if [d.name.lower() for d in study.directions] != search.directions:
         raise SearchConfigError(
@@ -244,7 +244,7 @@ def _report(search: SearchConfig):
         if trial.state == TrialState.COMPLETE:
             what = ", ".join(f"{o.name}={v:.4g}" for o, v in zip(search.objectives, trial.values))
         elif trial.state == TrialState.PRUNED:
-            what = f"at epoch {attrs.get('pruned_at_epoch')}"
+            what = "over budget, not trained" if "over_budget" in attrs else f"at epoch {attrs.get('pruned_at_epoch')}"
         else:
             what = attrs.get("fail_reason", "")
         print(f"search: trial {trial.number} {trial.state.name}: {what} ({attrs.get('wall_time', 0):.1f} s, "

@@ -6,8 +6,10 @@
       val/acc: maximize     # any metric the fit logs; its best epoch counts
       macs: minimize        # multiply-accumulates per image (count_macs at the data's input size)
 
-Besides logged metrics there are three measures of cost: ``macs``, ``params``
-(parameter count) and ``wall_time`` (seconds the trial took, start-up included).
+Besides logged metrics there are four measures of cost: ``macs``, ``params``
+(parameter count) and ``latency_ms`` (median forward time of a batch on the
+search's device), measured before the fit (see :mod:`.costs`), and ``wall_time``
+(seconds the trial took, start-up included).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from .space import SearchConfigError
 
-MEASURES = ("macs", "params", "wall_time")
+MEASURES = ("macs", "params", "latency_ms", "wall_time")
 DIRECTIONS = ("maximize", "minimize")
 
 
@@ -34,7 +36,7 @@ class Objective:
 
     @property
     def is_metric(self) -> bool:
-        """True for a metric the fit logs (as opposed to macs/params/wall_time)."""
+        """True for a metric the fit logs (as opposed to macs/params/latency_ms/wall_time)."""
         return self.name not in MEASURES
 
     def value(self, attrs: dict[str, Any]) -> float:

@@ -31,16 +31,18 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from ..console import PROG, line
+from ..errors import UserError, one_line
 from .config import SearchConfig
-from .fit_args import fit_args
-from .objectives import MissingMetricError
+from .costs import CostMeter
+from .fit_args import fit_args, resolved_config
+from .objectives import MEASURES, MissingMetricError
 from .space import SearchConfigError, suggest
 from .storage import WORKER_ATTR, this_worker
 
@@ -84,11 +86,14 @@ class TrialRunner:
     study_name: str
     process: str = "fork"
     prefix: str = "search"
+    cost_meter: CostMeter | None = field(default=None, repr=False)  # made at the first trial
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         self.claim(trial)
         params = suggest(trial, self.search.space)
-        attrs = self.run_fit(trial, params, " ".join(f"{k}={v}" for k, v in params.items()))
+        shown_as = " ".join(f"{k}={v}" for k, v in params.items())
+        self.check_costs(trial, params, shown_as)
+        attrs = self.run_fit(trial, params, shown_as)
         self._check_metrics_logged(trial, attrs)
         if "pruned_at_epoch" in attrs:
             raise optuna.TrialPruned(f"pruned at epoch {attrs['pruned_at_epoch']}")
@@ -101,6 +106,37 @@ class TrialRunner:
     def claim(self, trial: optuna.Trial) -> None:
         """Record this worker in the trial first thing, so that a rerun after a kill finds the trial orphaned."""
         trial.set_user_attr(WORKER_ATTR, this_worker())
+
+    def check_costs(self, trial: optuna.Trial, params: dict[str, Any], shown_as: str) -> None:
+        """Measure the network's costs before its fit (see :mod:`.costs`) and record them; over budget, it never trains.
+
+        Records ``macs``, ``params``, ``latency_ms`` (when used) and ``cost_seconds`` (the whole check). A configuration
+        over a ``constraints:`` bound records ``over_budget`` (the reason) and ``epochs: 0`` and is PRUNED.
+
+        Raises:
+            TrialFailed: The fit's command line is refused, or the network cannot be built (as the fit would fail).
+            optuna.TrialPruned: Over budget.
+        """
+        if self.cost_meter is None:
+            self.cost_meter = CostMeter(self.search.latency)
+        start = time.perf_counter()
+        try:
+            costs = self.cost_meter(resolved_config(fit_args(self.search, params)))
+        except UserError as err:
+            self._fail(trial, one_line(str(err)))
+        costs["cost_seconds"] = round(time.perf_counter() - start, 4)  # the config's resolution included
+        for key, value in costs.items():
+            trial.set_user_attr(key, value)
+        if self.search.constraints:
+            self.search.constraints.record(trial, costs)
+        over = self.search.constraints.violations(costs) if self.search.constraints else []
+        if over:
+            reason = "; ".join(over)
+            trial.set_user_attr("over_budget", reason)
+            trial.set_user_attr("epochs", 0)
+            trial.set_user_attr("wall_time", costs["cost_seconds"])
+            print(f"{self.prefix}: trial {trial.number} over budget: {reason} (not trained; {shown_as})", file=sys.stderr, flush=True)
+            raise optuna.TrialPruned(f"over budget: {reason}")
 
     def run_fit(self, trial: optuna.Trial, params: dict[str, Any], shown_as: str) -> dict[str, Any]:
         """Run the trial's fit (``params``: dotted fit options); returns what it recorded, or fails the trial.
@@ -136,7 +172,7 @@ class TrialRunner:
                 logged = ", ".join(attrs.get("logged_metrics", [])) or "nothing (it never finished a validation epoch)"
                 reason = (
                     f"{name!r} ({where} in {self.search.path}) is not a metric the fit logs: trial {trial.number} logged "
-                    f"{logged}; name one of those, or macs, params, wall_time"
+                    f"{logged}; name one of those, or {', '.join(MEASURES)}"
                 )
                 trial.set_user_attr("fail_reason", reason)
                 raise MetricNotLoggedError(reason)

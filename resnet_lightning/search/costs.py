@@ -1,0 +1,171 @@
+"""What a trial's network costs, measured in the search worker before its fit starts.
+
+For a trial's parameters the worker resolves the fit's whole config through the
+CLI's own parser (:func:`.fit_args.resolved_config`), builds only the network
+(:func:`resnet_lightning.factory.create_model`, no Trainer, no run directory),
+and measures:
+
+* ``macs``: multiply-accumulates of one image's forward pass
+  (:func:`~resnet_lightning.models.flops.count_macs`, PyTorch's FLOP counter) at
+  the data's input size: the shape of the DataModule's first training sample,
+  found once per worker and data config (``setup("fit")``, as the fit would);
+* ``params``: the parameter count;
+* ``latency_ms`` (only when an objective or a constraint uses it): the median
+  forward time of a batch on the search's device (``trainer.accelerator``),
+  the network in eval mode under ``torch.inference_mode()``, after warm-up.
+  FLOPs do not predict latency (nni#4334, NATS-Bench#24): it is measured.
+
+Without latency the network is built on the meta device (no memory, no
+initialisation; on the CPU if a network cannot be built there); the counts are the same.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from ..models.flops import count_macs, count_parameters
+from .space import SearchConfigError
+
+COSTS = ("macs", "params", "latency_ms")
+LATENCY_DEFAULTS = {"batch_size": 1, "warmup": 5, "repeats": 20}
+# Options of ResNetClassifier that build the network (the others configure training).
+NETWORK_KEYS = ("arch", "block", "num_classes", "in_channels", "arch_kwargs", "weights")
+
+
+def parse_latency(spec: Any) -> dict[str, int]:
+    """``latency: {batch_size: 1, warmup: 5, repeats: 20}`` (all optional) -> those three, checked.
+
+    Raises:
+        SearchConfigError: Not a mapping, an unknown option, or a value that is not a whole number >= 1 (warmup >= 0).
+    """
+    if spec is None:
+        return dict(LATENCY_DEFAULTS)
+    if not isinstance(spec, dict):
+        raise SearchConfigError(f"latency: {spec!r} is not a mapping; e.g. latency: {{batch_size: 1, warmup: 5, repeats: 20}}")
+    options = dict(LATENCY_DEFAULTS)
+    for key, value in spec.items():
+        if key not in LATENCY_DEFAULTS:
+            raise SearchConfigError(f"latency: unknown option {key!r}; the options are {', '.join(LATENCY_DEFAULTS)}")
+        least = 0 if key == "warmup" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SearchConfigError(f"latency.{key}: {value!r} is not a whole number >= {least}; e.g. latency: {{{key}: "
+                                    f"{LATENCY_DEFAULTS[key]}}}")
+        options[key] = value
+    return options
+
+
+class CostMeter:
+    """Measures a trial's costs from its resolved fit config (YAML text); remembers each data config's input shape.
+
+    Args:
+        latency: None: no latency; else ``{batch_size, warmup, repeats}`` (see :func:`parse_latency`).
+    """
+
+    def __init__(self, latency: dict[str, int] | None = None) -> None:
+        self.latency = latency
+        self._shapes: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+
+    def __call__(self, config_yaml: str) -> dict[str, float]:
+        """``{"macs", "params"[, "latency_ms"]}`` of the network ``config_yaml`` (a whole fit config) builds."""
+        config = yaml.safe_load(config_yaml)
+        num_classes, in_channels, shape = self.data_shape(config.get("data"))
+        model_options = {k: v for k, v in (config.get("model") or {}).items() if k in NETWORK_KEYS}
+        model_options.update(num_classes=num_classes, in_channels=in_channels)
+        device = _device(config.get("trainer") or {})
+        network = None
+        if self.latency is None:
+            try:
+                with torch.device("meta"):
+                    network = build(model_options)
+                macs = count_macs(network, (1, *shape))
+            except (RuntimeError, NotImplementedError):  # a network whose construction reads its tensors' values
+                network = None
+        if network is None:
+            with torch.device(device if self.latency is not None else "cpu"):
+                network = build(model_options)
+            macs = count_macs(network, (1, *shape))
+        costs: dict[str, float] = {
+            "macs": macs,
+            "params": count_parameters(network),
+        }
+        if self.latency is not None:
+            costs["latency_ms"] = median_latency_ms(network, (self.latency["batch_size"], *shape), device,
+                                                    self.latency["warmup"], self.latency["repeats"])
+        return costs
+
+    def data_shape(self, data: dict[str, Any] | None) -> tuple[int, int, tuple[int, ...]]:
+        """``(num_classes, in_channels, (C, H, W))`` of the DataModule ``data`` names (``{class_path, init_args}``)."""
+        key = json.dumps(data, sort_keys=True, default=str)
+        if key not in self._shapes:
+            self._shapes[key] = _data_shape(data or {})
+        return self._shapes[key]
+
+
+def build(options: dict[str, Any]) -> nn.Module:
+    """The network of the module options ``options`` (``arch``, ``block``, ``arch_kwargs``...)."""
+    from ..factory import create_model  # late: the registry's plugins load on first use
+
+    options = dict(options)
+    arch_kwargs = options.pop("arch_kwargs", None) or {}
+    return create_model(options.pop("arch"), **options, **arch_kwargs)
+
+
+def median_latency_ms(network: nn.Module, input_size: tuple[int, ...], device: torch.device, warmup: int, repeats: int) -> float:
+    """Median milliseconds of ``network``'s forward pass on a batch of ``input_size``, in eval mode, after ``warmup`` passes."""
+    network = network.to(device).eval()
+    batch = torch.randn(*input_size, device=device)
+    sync: Callable[[], None] = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            network(batch)
+            sync()
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(times), 4)
+
+
+def _device(trainer: dict[str, Any]) -> torch.device:
+    """The device the fit trains on: ``trainer.accelerator`` (cpu, gpu/cuda, mps; auto: the first there is)."""
+    accelerator = str(trainer.get("accelerator") or "auto").lower()
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    if accelerator == "mps" or (accelerator == "auto" and torch.backends.mps.is_available()):
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _data_shape(data: dict[str, Any]) -> tuple[int, int, tuple[int, ...]]:
+    """Instantiate the DataModule and read its first training sample's shape (its transform included, so a crop counts)."""
+    class_path = data.get("class_path")
+    if not class_path:
+        raise SearchConfigError("the fit config names no DataModule (data: class_path:); the cost check needs the input size")
+    module_name, _, name = str(class_path).rpartition(".")
+    datamodule = getattr(importlib.import_module(module_name), name)(**(data.get("init_args") or {}))
+    with torch.random.fork_rng(devices=[]):  # the trials' seeding is the fit's own business
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+        sample = datamodule.train_set[0]
+    image = sample[0] if isinstance(sample, (tuple, list)) else sample
+    return int(datamodule.num_classes), int(datamodule.in_channels), tuple(int(s) for s in image.shape)
+
+
+def format_number(value: float) -> str:
+    """``3.1e7`` for large counts, ``4.2`` for milliseconds: short, as the search file writes them."""
+    if value == 0 or not math.isfinite(value):
+        return str(value)
+    if abs(value) >= 1e4:
+        return f"{value:.2g}".replace("e+0", "e").replace("e+", "e")
+    return f"{value:.3g}"

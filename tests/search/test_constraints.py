@@ -1,0 +1,118 @@
+"""Costs before training and ``constraints:``: real searches on digits, real Optuna, CPU.
+
+One search of two enqueued trials: a depth-8 network within the MACs budget (it trains)
+and a depth-14 one over it (it never trains: PRUNED, zero epochs, the reason recorded).
+Its objectives are accuracy and the measured latency, so latency_ms is used as an objective.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from resnet_lightning.search.algorithms import make_sampler
+from resnet_lightning.search.config import load_search_config
+from resnet_lightning.search.constraints import SETS_CONSTRAINTS
+from resnet_lightning.search.space import SearchConfigError
+
+from .helpers import GOOD, finish, journal_study, start_search, tiny_search
+from .test_errors import search_error
+
+SHORT = {"trainer.max_epochs": 1, "trainer.limit_train_batches": 2, "trainer.limit_val_batches": 1}
+DEEP = {**GOOD, "model.arch_kwargs.depth": 14}  # 6n+2 with n=2: about 1.3e6 MACs at 8x8, over the budget of 1.0e6
+
+
+def constrained_search(path, **changes):
+    search = tiny_search(
+        path, objectives={"val/acc": "maximize", "latency_ms": "minimize"}, sampler={"name": "nsga2", "seed": 0},
+        pruner="none", constraints={"macs": {"max": 1.0e6}}, latency={"batch_size": 4, "warmup": 2, "repeats": 5},
+        enqueue=[GOOD, DEEP], **changes,
+    )
+    raw = yaml.safe_load(search.read_text())
+    raw["fixed"].update(SHORT)
+    raw["space"]["model.arch_kwargs.depth"]["choices"] = [8, 14]
+    search.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return search
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    cwd = tmp_path_factory.mktemp("constraints")
+    search = constrained_search(cwd / "c.yaml")
+    out = finish(start_search("--config", str(search), "--n_trials", "2", "--output", "out", cwd=cwd))
+    study = journal_study(cwd / "out" / "study.journal")
+    by_depth = {t.params["model.arch_kwargs.depth"]: t for t in study.trials}
+    return {"out": out, "dir": cwd / "out", "study": study, "fits": by_depth[8], "over": by_depth[14]}
+
+
+def test_an_over_budget_configuration_never_trains(ran: dict) -> None:
+    over = ran["over"]
+    assert over.state == TrialState.PRUNED
+    assert over.user_attrs["epochs"] == 0
+    assert over.user_attrs["macs"] > 1.0e6
+    assert over.user_attrs["over_budget"].startswith("macs 1.") and over.user_attrs["over_budget"].endswith("> max 1e6")
+    assert "run_dir" not in over.user_attrs and "history" not in over.user_attrs  # no fit ran: nothing recorded by one
+    assert not (ran["dir"] / "logs" / f"trial-{over.number:04d}.log").exists()
+    assert f"search: trial {over.number} over budget: macs 1." in ran["out"] and "(not trained;" in ran["out"]
+    assert f"search: trial {over.number} epoch" not in ran["out"]
+
+
+def test_a_configuration_within_budget_trains_and_its_costs_come_first(ran: dict) -> None:
+    fits = ran["fits"]
+    assert fits.state == TrialState.COMPLETE and fits.user_attrs["epochs"] == 1
+    assert fits.user_attrs["macs"] == 747136 and fits.user_attrs["params"] > 0
+    assert 0 < fits.user_attrs["cost_seconds"] < 10
+    assert "over_budget" not in fits.user_attrs
+    assert len(list((ran["dir"] / "runs").glob("*/version_*"))) == 1  # one fit's run directory: the feasible trial's
+
+
+def constraint_values(trial) -> list[float]:
+    """Optuna 5: what the worker set (trial.constraints); Optuna 4: constraints_func's list (system attribute)."""
+    return list(getattr(trial, "constraints", {}).values()) or trial.system_attrs["constraints"]
+
+
+def test_the_sampler_learns_feasibility_from_the_constraint_values(ran: dict) -> None:
+    # One value per bound, macs - max, for the trained trial and the one never trained.
+    assert constraint_values(ran["fits"]) == [747136 - 1.0e6]
+    assert constraint_values(ran["over"])[0] == ran["over"].user_attrs["macs"] - 1.0e6 > 0
+    assert [t.number for t in ran["study"].best_trials] == [ran["fits"].number]
+
+
+def test_latency_is_measured_and_is_an_objective(ran: dict) -> None:
+    fits = ran["fits"]
+    assert fits.user_attrs["latency_ms"] > 0
+    assert fits.values[1] == fits.user_attrs["latency_ms"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"constraints": {"flops": {"max": 1.0e6}}}, "constraints: unknown measure 'flops'"),
+        ({"constraints": {"wall_time": {"max": 60}}}, "wall_time is known only after training"),
+        ({"constraints": {"macs": {"max": "lots"}}}, "constraints.macs.max: 'lots' is not a finite number"),
+        ({"constraints": {"macs": {"max": "2e7"}}}, "'2e7' is text to YAML; write it with a point, e.g. 2.0e7"),
+        ({"constraints": {"macs": {"max": float("inf")}}}, "inf is not a finite number"),
+        ({"constraints": {"macs": 2.0e7}}, "constraints.macs: 20000000.0 is not a bound; write macs: {max: NUMBER}"),
+        ({"constraints": {"macs": {"most": 1}}}, "constraints.macs: unknown bound 'most'"),
+        ({"constraints": {"macs": {"min": 2, "max": 1}}}, "min 2 > max 1: no network fits"),
+        ({"constraints": ["macs"]}, "constraints: ['macs'] is not a mapping of measure to {max: number}"),
+        ({"latency": {"repeats": 0}}, "latency.repeats: 0 is not a whole number >= 1"),
+        ({"latency": {"batch": 2}}, "latency: unknown option 'batch'"),
+    ],
+)
+def test_bad_constraints_are_one_line_before_any_trial(tmp_path, capsys, changes: dict, expected: str) -> None:
+    search = tiny_search(tmp_path / "s.yaml", **changes)
+    with pytest.raises(SearchConfigError, match=None) as err:
+        load_search_config(search)
+    assert expected in str(err.value)
+    line = search_error(capsys, "--config", str(search), "--n_trials", "1", "--output", str(tmp_path / "out"))
+    assert expected in line and not (tmp_path / "out").exists()
+
+
+def test_constraints_func_only_where_optuna_wants_it(tmp_path) -> None:
+    search = load_search_config(tiny_search(tmp_path / "s.yaml", constraints={"params": {"max": 1.0e5}}))
+    given = make_sampler(search.sampler, search.space, search.constraints)._constraints_func
+    assert given is (None if SETS_CONSTRAINTS else search.constraints)  # Optuna 5 deprecates it for Trial.set_constraint
+    assert search.latency is None  # latency is measured only when an objective or a constraint uses it
+    make_sampler({"name": "random"}, search.space, search.constraints)  # random sampling takes none, and is not given one
