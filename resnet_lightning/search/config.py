@@ -9,17 +9,15 @@ A whole file (``resnet-lightning search --help`` repeats this)::
     space:                              # dotted fit options -> Optuna distributions
       model.block: {type: categorical, choices: [basic, preact, plain, highway]}
       model.optimizer.init_args.lr: {type: float, low: 0.01, high: 0.3, log: true}
+      model.arch_kwargs.layers.0: {type: int, low: 1, high: 4}     # a list element (fixed: gives the others)
+      model.block_kwargs.gate_bias: {type: float, low: -3, high: 0, when: {model.block: highway}}  # only then
     objectives: {val/acc: maximize, macs: minimize}
     sampler: {name: nsga2, seed: 0}     # tpe (default, one objective) | nsga2 (default, several) | random | grid
-    pruner: {name: median, n_startup_trials: 2}   # none (default) | median | percentile | hyperband | successivehalving
-                                        # | wilcoxon | patient (wraps one: {name: patient, patience: 2, wrapped: {name: median}})
-    constraints: {macs: {max: 2.0e7}, latency_ms: {max: 5}}   # budgets (macs, params, latency_ms): over budget never trains
-    latency: {batch_size: 1, warmup: 5, repeats: 20}          # how latency_ms is measured before each fit
+    pruner: {name: median, n_startup_trials: 2}   # none (default) | median | hyperband; one objective only
     n_trials: 40                        # stop when the study holds this many finished trials (all workers)
     timeout: 3600                       # or after this many seconds of this worker
     enqueue:                            # trials to run first, e.g. a known good configuration
       - {model.block: basic, model.optimizer.init_args.lr: 0.1}
-    confirm: {seeds: 3}                 # then retrain each Pareto point with 3 further seeds: intervals in pareto.csv
 """
 
 from __future__ import annotations
@@ -35,14 +33,10 @@ from optuna.distributions import BaseDistribution
 from ..config_limits import ConfigTooLargeError, check_yaml_size
 from ..errors import UserError, did_you_mean, one_line
 from .algorithms import PRUNERS, SAMPLERS, normalise, try_algorithms
-from .constraints import Constraints, parse_constraints
-from .costs import parse_latency
-from .intervals import parse_confirm
 from .objectives import Objective, parse_objectives
-from .space import SearchConfigError, contains, describe, parse_space
+from .space import SearchConfigError, check_conditions, contains, describe, parse_space
 
-KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner", "n_trials", "timeout", "enqueue",
-        "constraints", "latency", "confirm")
+KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner", "n_trials", "timeout", "enqueue")
 
 
 class SearchFileNotFoundError(UserError, FileNotFoundError):
@@ -64,9 +58,6 @@ class SearchConfig:
     n_trials: int | None = None
     timeout: float | None = None
     enqueue: list[dict[str, Any]] = field(default_factory=list)
-    constraints: Constraints | None = None
-    latency: dict[str, int] | None = None  # latency_ms's measurement, when an objective or a constraint uses it
-    confirm: int | None = None  # further seeds per Pareto point (confirm: {seeds: K}), run after the trials
 
     @property
     def directions(self) -> list[str]:
@@ -94,9 +85,6 @@ def load_search_config(path: str | Path) -> SearchConfig:
     objectives = parse_objectives(raw.get("objectives", {"val/acc": "maximize"}))
     sampler = normalise(raw.get("sampler"), "sampler", SAMPLERS, "tpe" if len(objectives) == 1 else "nsga2")
     pruner = normalise(raw.get("pruner"), "pruner", PRUNERS, "none")
-    constraints = parse_constraints(raw.get("constraints"))
-    latency = parse_latency(raw.get("latency"))
-    uses_latency = "latency_ms" in {o.name for o in objectives} | (constraints.measures if constraints else set())
     if pruner["name"] != "none" and len(objectives) > 1:
         raise SearchConfigError(
             f"pruner {pruner['name']}: Optuna prunes by one value per epoch, and this search has {len(objectives)} objectives "
@@ -107,7 +95,7 @@ def load_search_config(path: str | Path) -> SearchConfig:
     seed = sampler.get("seed")
     if seed is not None:
         sampler_seed(seed, f"{path}: sampler: seed:")
-    try_algorithms(sampler, pruner, space, [o.direction for o in objectives], constraints)
+    try_algorithms(sampler, pruner, space, [o.direction for o in objectives])
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, dict):
         raise SearchConfigError(f"fixed: {fixed!r} is not a mapping of dotted fit options to values, e.g. trainer.max_epochs: 10")
@@ -127,6 +115,7 @@ def load_search_config(path: str | Path) -> SearchConfig:
                     f"enqueue: {key}={value!r} is not a value space.{key} can take ({describe(space[key])}); "
                     "an enqueued trial is one the sampler could have drawn: change the value or widen the space"
                 )
+    check_conditions(space, sampler["name"], enqueue)
     if raw.get("n_trials") is not None:
         positive_trials(raw["n_trials"], f"{path}: n_trials:")
     if raw.get("timeout") is not None:
@@ -146,9 +135,6 @@ def load_search_config(path: str | Path) -> SearchConfig:
         n_trials=raw.get("n_trials"),
         timeout=raw.get("timeout"),
         enqueue=enqueue,
-        constraints=constraints,
-        latency=latency if uses_latency else None,
-        confirm=parse_confirm(raw.get("confirm"), path),
     )
 
 

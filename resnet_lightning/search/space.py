@@ -11,6 +11,12 @@ In SEARCH.yaml the space is written the way a command line is, one dotted
 Each entry becomes one Optuna distribution (the fields are those of
 ``optuna.distributions``), and a trial's parameters become ``--key=value``
 arguments of an ordinary ``resnet-lightning fit``.
+
+A dimension with ``when:`` exists only in trials where an earlier dimension took
+one of the given values (Optuna samples define-by-run, so it is simply not asked)::
+
+    model.block_kwargs.gate_bias: {type: float, low: -3, high: 0, when: {model.block: highway}}
+    model.arch_kwargs.blocks.1: {type: categorical, choices: [basic, se_basic], when: {model.arch_kwargs.layers.1: [2, 3]}}
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from ..errors import UserError
+from ..errors import UserError, did_you_mean, one_line
 
 TYPES = ("categorical", "int", "float")
 FIELDS = {"categorical": {"type", "choices"}, "int": {"type", "low", "high", "step", "log"}, "float": {"type", "low", "high", "step", "log"}}
@@ -133,11 +139,88 @@ def describe(dist: BaseDistribution) -> str:
     return f"{dist.low} to {dist.high}{step}{', log' if dist.log else ''}"
 
 
-def parse_space(space: Any) -> dict[str, BaseDistribution]:
-    """The whole ``space:`` mapping as ``{dotted key: distribution}``."""
+class Space(dict[str, BaseDistribution]):
+    """``{dotted key: distribution}`` in the file's order, and each conditional dimension's ``when:``.
+
+    Attributes:
+        conditions: ``{key: {earlier key: [values]}}``: ``key`` is drawn only in trials
+            where every earlier key took one of its values.
+    """
+
+    def __init__(self, dimensions: dict[str, BaseDistribution], conditions: dict[str, dict[str, list[Any]]] | None = None) -> None:
+        super().__init__(dimensions)
+        self.conditions = conditions or {}
+
+    def applies(self, key: str, values: dict[str, Any]) -> bool:
+        """Whether ``key`` is a dimension of a trial whose other parameters are ``values``."""
+        return all(k in values and _among(values[k], allowed) for k, allowed in self.conditions.get(key, {}).items())
+
+
+def _among(value: Any, allowed: list[Any]) -> bool:
+    return any(value == a and isinstance(value, bool) == isinstance(a, bool) for a in allowed)  # True is not 1 here
+
+
+def parse_space(space: Any) -> Space:
+    """The whole ``space:`` mapping as ``{dotted key: distribution}``, with the conditions of its ``when:`` entries."""
     if not isinstance(space, dict) or not space:
         raise SearchConfigError(f"'space' must map dotted fit options to distributions; {EXAMPLE}")
-    return {str(key): distribution(str(key), spec) for key, spec in space.items()}
+    dimensions: dict[str, BaseDistribution] = {}
+    conditions: dict[str, dict[str, list[Any]]] = {}
+    for key, spec in space.items():
+        key = str(key)
+        if isinstance(spec, dict) and "when" in spec:
+            conditions[key] = _condition(key, spec["when"], dimensions, [str(k) for k in space])
+            spec = {k: v for k, v in spec.items() if k != "when"}
+        dimensions[key] = distribution(key, spec)
+    return Space(dimensions, conditions)
+
+
+def _condition(key: str, when: Any, earlier: dict[str, BaseDistribution], keys: list[str]) -> dict[str, list[Any]]:
+    """``when: {model.block: highway}`` (or ``[highway, plain]``) checked against the dimensions before ``key``."""
+    example = f"e.g. when: {{model.block: highway}} or when: {{model.block: [highway, plain]}}"
+    if not isinstance(when, dict) or not when:
+        raise SearchConfigError(f"space.{key}: when: {when!r} is not a mapping of an earlier dimension to its values; {example}")
+    condition = {}
+    for on, values in when.items():
+        on = str(on)
+        if on not in earlier:
+            where = "comes after it" if on in keys else "is not a dimension of space:"
+            hint = "" if on in keys else did_you_mean(repr(on), map(repr, earlier))
+            raise SearchConfigError(one_line(
+                f"space.{key}: when: {on} {where}", hint, "a condition names a dimension listed before it; move that dimension up"
+            ))
+        values = values if isinstance(values, list) else [values]
+        bad = [v for v in values if not contains(earlier[on], v)]
+        if bad or not values:
+            raise SearchConfigError(
+                f"space.{key}: when: {on}: {bad[0] if bad else values!r} is not a value space.{on} can take "
+                f"({describe(earlier[on])}); name values it can take"
+            )
+        condition[on] = values
+    return condition
+
+
+def check_conditions(space: dict[str, BaseDistribution], sampler: str, enqueue: list[dict[str, Any]]) -> None:
+    """Refuse what conditional dimensions cannot work with: the grid sampler, and an enqueued trial against its condition.
+
+    Raises:
+        SearchConfigError: Naming the dimension and the fix.
+    """
+    conditions = getattr(space, "conditions", {})
+    if conditions and sampler == "grid":
+        raise SearchConfigError(
+            f"space.{next(iter(conditions))}: the grid sampler takes every combination of every dimension and cannot "
+            "leave one out (when:); use sampler: random, tpe or nsga2, or drop when:"
+        )
+    for params in enqueue:
+        for key in params:
+            cond = conditions.get(key, {})
+            if all(k in params for k in cond) and not space.applies(key, params):
+                held = ", ".join(f"{k}={params[k]!r}" for k in cond)
+                raise SearchConfigError(
+                    f"enqueue: {key} is given in an entry where its condition does not hold ({held}; when: {cond}); "
+                    "drop it from that entry"
+                )
 
 
 def grid(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
@@ -159,9 +242,12 @@ def grid(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
 
 
 def suggest(trial: optuna.Trial, space: dict[str, BaseDistribution]) -> dict[str, Any]:
-    """Draw one value per dimension through the trial's ``suggest_*`` methods."""
+    """Draw one value per dimension through the trial's ``suggest_*`` methods (those whose ``when:`` holds)."""
     values: dict[str, Any] = {}
+    applies = getattr(space, "applies", lambda key, values: True)  # a plain dict has no conditions
     for key, dist in space.items():
+        if not applies(key, values):
+            continue  # define-by-run: a dimension whose condition does not hold is never asked for
         if isinstance(dist, CategoricalDistribution):
             values[key] = trial.suggest_categorical(key, dist.choices)
         elif isinstance(dist, IntDistribution):
