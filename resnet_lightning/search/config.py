@@ -13,11 +13,15 @@ A whole file (``resnet-lightning search --help`` repeats this)::
       model.block_kwargs.gate_bias: {type: float, low: -3, high: 0, when: {model.block: highway}}  # only then
     objectives: {val/acc: maximize, macs: minimize}
     sampler: {name: nsga2, seed: 0}     # tpe (default, one objective) | nsga2 (default, several) | random | grid
-    pruner: {name: median, n_startup_trials: 2}   # none (default) | median | hyperband; one objective only
+    pruner: {name: median, n_startup_trials: 2}   # none (default) | median | percentile | hyperband | successivehalving
+                                        # | wilcoxon | patient (wraps one: {name: patient, patience: 2, wrapped: {name: median}})
+    constraints: {macs: {max: 2.0e7}, latency_ms: {max: 5}}   # budgets (macs, params, latency_ms): over budget never trains
+    latency: {batch_size: 1, warmup: 5, repeats: 20}          # how latency_ms is measured before each fit
     n_trials: 40                        # stop when the study holds this many finished trials (all workers)
     timeout: 3600                       # or after this many seconds of this worker
     enqueue:                            # trials to run first, e.g. a known good configuration
       - {model.block: basic, model.optimizer.init_args.lr: 0.1}
+    confirm: {seeds: 3}                 # then retrain each Pareto point with 3 further seeds: intervals in pareto.csv
 """
 
 from __future__ import annotations
@@ -33,10 +37,14 @@ from optuna.distributions import BaseDistribution
 from ..config_limits import ConfigTooLargeError, check_yaml_size
 from ..errors import UserError, did_you_mean, one_line
 from .algorithms import PRUNERS, SAMPLERS, normalise, try_algorithms
+from .constraints import Constraints, parse_constraints
+from .costs import parse_latency
+from .intervals import parse_confirm
 from .objectives import Objective, parse_objectives
 from .space import SearchConfigError, check_conditions, contains, describe, parse_space
 
-KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner", "n_trials", "timeout", "enqueue")
+KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner", "n_trials", "timeout", "enqueue",
+        "constraints", "latency", "confirm")
 
 
 class SearchFileNotFoundError(UserError, FileNotFoundError):
@@ -58,6 +66,9 @@ class SearchConfig:
     n_trials: int | None = None
     timeout: float | None = None
     enqueue: list[dict[str, Any]] = field(default_factory=list)
+    constraints: Constraints | None = None
+    latency: dict[str, int] | None = None  # latency_ms's measurement, when an objective or a constraint uses it
+    confirm: int | None = None  # further seeds per Pareto point (confirm: {seeds: K}), run after the trials
 
     @property
     def directions(self) -> list[str]:
@@ -85,6 +96,9 @@ def load_search_config(path: str | Path) -> SearchConfig:
     objectives = parse_objectives(raw.get("objectives", {"val/acc": "maximize"}))
     sampler = normalise(raw.get("sampler"), "sampler", SAMPLERS, "tpe" if len(objectives) == 1 else "nsga2")
     pruner = normalise(raw.get("pruner"), "pruner", PRUNERS, "none")
+    constraints = parse_constraints(raw.get("constraints"))
+    latency = parse_latency(raw.get("latency"))
+    uses_latency = "latency_ms" in {o.name for o in objectives} | (constraints.measures if constraints else set())
     if pruner["name"] != "none" and len(objectives) > 1:
         raise SearchConfigError(
             f"pruner {pruner['name']}: Optuna prunes by one value per epoch, and this search has {len(objectives)} objectives "
@@ -95,7 +109,7 @@ def load_search_config(path: str | Path) -> SearchConfig:
     seed = sampler.get("seed")
     if seed is not None:
         sampler_seed(seed, f"{path}: sampler: seed:")
-    try_algorithms(sampler, pruner, space, [o.direction for o in objectives])
+    try_algorithms(sampler, pruner, space, [o.direction for o in objectives], constraints)
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, dict):
         raise SearchConfigError(f"fixed: {fixed!r} is not a mapping of dotted fit options to values, e.g. trainer.max_epochs: 10")
@@ -135,6 +149,9 @@ def load_search_config(path: str | Path) -> SearchConfig:
         n_trials=raw.get("n_trials"),
         timeout=raw.get("timeout"),
         enqueue=enqueue,
+        constraints=constraints,
+        latency=latency if uses_latency else None,
+        confirm=parse_confirm(raw.get("confirm"), path),
     )
 
 
