@@ -142,6 +142,8 @@ def interval_cells(stats: PointStats | None) -> dict[str, Any]:
 
 def front_text(front: list[FrozenTrial], objectives: list[Objective], stats: dict[int, PointStats], labels: dict[int, str]) -> str:
     """The front as lines for ``search --summary``: each point's objectives, and its interval when confirmed."""
+    if not front:
+        return "Pareto front: no completed trial yet"
     lines = [f"Pareto front ({len(front)} point(s), by cost):"]
     for trial in front:
         values = ", ".join(f"{o.name}={v:.4g}" for o, v in zip(objectives, trial.values))

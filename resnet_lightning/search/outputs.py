@@ -128,14 +128,16 @@ def variant(trial: FrozenTrial) -> str:
     return f"trial-{trial.number:04d}"
 
 
-def trial_seed(trial: FrozenTrial, search: SearchConfig) -> int | None:
+def trial_seed(trial: FrozenTrial, search: SearchConfig | None = None) -> int | None:
     """The ``seed_everything`` the trial ran with: its run's config.yaml (which holds the seed Lightning drew when
-    the config said ``true``), else what the search's configs resolve to."""
+    the config said ``true``), else (given ``search``) what the search's configs resolve to, else None."""
     config = Path(trial.user_attrs["run_dir"]) / "config.yaml" if trial.user_attrs.get("run_dir") else None
     if config is not None and config.is_file():
         seed = (yaml.safe_load(config.read_text()) or {}).get(SEED_KEY)
-    else:
+    elif search is not None:
         seed = (yaml.safe_load(resolved_config(fit_args(search, trial.params))) or {}).get(SEED_KEY)
+    else:
+        seed = None
     return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
@@ -212,7 +214,7 @@ def _best_config(study: optuna.Study, search: SearchConfig, trial: FrozenTrial) 
         f"# Its run: {trial.user_attrs.get('run_dir')}\n"
         "# Retrain it as is:  resnet-lightning fit --config THIS_FILE\n"
     )
-    seed = trial_seed(trial, search)  # a config's `seed_everything: true` drew it when the trial ran
+    seed = trial_seed(trial)  # a config's `seed_everything: true` drew it when the trial ran (without a run: the config's)
     return header + resolved_config([*fit_args(search, trial.params), *([f"--seed_everything={seed}"] if seed is not None else [])])
 
 
