@@ -41,6 +41,21 @@ def fit_args(search: SearchConfig, params: dict[str, Any]) -> list[str]:
     return [*configs, *cli_args(fixed), *cli_args(params), *cli_args(lists)]
 
 
+def shown(search: SearchConfig, params: dict[str, Any]) -> str:
+    """A trial's parameters for its console line: ``model.arch_kwargs.layers=[3, 1, 2] model.optimizer.init_args.lr=0.1``.
+
+    A list searched element by element is shown whole, as its fit gets it.
+    """
+    lists, parts = assemble_lists(search.fixed, params), []
+    for key, value in params.items():
+        base = _list_of(key)
+        if not base:
+            parts.append(f"{key}={value}")
+        elif base in lists:
+            parts.append(f"{base}=[{', '.join(map(str, lists.pop(base)))}]")
+    return " ".join(parts)
+
+
 def element(key: str) -> tuple[str, int] | None:
     """``("model.arch_kwargs.layers", 0)`` for ``model.arch_kwargs.layers.0``; None for a key that is not a list element."""
     base, _, last = key.rpartition(".")

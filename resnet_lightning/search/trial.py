@@ -41,7 +41,7 @@ from ..console import PROG, line
 from ..errors import UserError, one_line
 from .config import SearchConfig
 from .costs import CostMeter
-from .fit_args import fit_args, resolved_config
+from .fit_args import fit_args, resolved_config, shown
 from .objectives import MEASURES, MissingMetricError
 from .space import SearchConfigError, suggest
 from .storage import WORKER_ATTR, this_worker
@@ -91,7 +91,7 @@ class TrialRunner:
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         self.claim(trial)
         params = suggest(trial, self.search.space)
-        shown_as = " ".join(f"{k}={v}" for k, v in params.items())
+        shown_as = shown(self.search, params)
         self.check_costs(trial, params, shown_as)
         attrs = self.run_fit(trial, params, shown_as)
         self._check_metrics_logged(trial, attrs)

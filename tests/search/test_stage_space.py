@@ -64,7 +64,7 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> dict:
     search = stage_search(cwd / "stages.yaml")
     done = run_cli("search", "--config", str(search), "--output", "out", cwd=cwd, env=ENV)
     assert done.returncode == 0, done.stderr[-4000:]
-    return {"cwd": cwd, "out": cwd / "out", "study": journal_study(cwd / "out" / "study.journal", "stages")}
+    return {"cwd": cwd, "out": cwd / "out", "stderr": done.stderr, "study": journal_study(cwd / "out" / "study.journal", "stages")}
 
 
 def test_each_trial_builds_the_shape_it_drew_with_the_plugin_block_in_its_stage(searched: dict) -> None:
@@ -81,6 +81,8 @@ def test_each_trial_builds_the_shape_it_drew_with_the_plugin_block_in_its_stage(
             assert f"model.layer{stage}.{n - 1}.conv1.weight" in weights and f"model.layer{stage}.{n}.conv1.weight" not in weights
         se = any(".se." in name or "fc1" in name for name in weights if name.startswith("model.layer2"))
         assert se == (trial.params["model.arch_kwargs.blocks.1"] == "se_basic"), sorted(weights)[:40]
+    # The console shows each list whole, as the fit gets it.
+    assert "search: trial 0 model.arch_kwargs.layers=[1, 2, 1] model.arch_kwargs.blocks=[basic, se_basic, preact] " in searched["stderr"]
 
 
 def test_a_conditional_dimension_is_a_parameter_only_where_its_condition_holds(searched: dict) -> None:
