@@ -15,6 +15,7 @@ A whole file (``resnet-lightning search --help`` repeats this)::
     sampler: {name: nsga2, seed: 0}     # tpe (default, one objective) | nsga2 (default, several) | random | grid
     pruner: {name: median, n_startup_trials: 2}   # none (default) | median | percentile | hyperband | successivehalving
                                         # | wilcoxon | patient (wraps one: {name: patient, patience: 2, wrapped: {name: median}})
+                                        # | moasha (several objectives: {name: moasha, min_epochs: 1, reduction_factor: 3})
     constraints: {macs: {max: 2.0e7}, latency_ms: {max: 5}}   # budgets (macs, params, latency_ms): over budget never trains
     latency: {batch_size: 1, warmup: 5, repeats: 20}          # how latency_ms is measured before each fit
     n_trials: 40                        # stop when the study holds this many finished trials (all workers)
@@ -40,6 +41,7 @@ from .algorithms import PRUNERS, SAMPLERS, normalise, try_algorithms
 from .constraints import Constraints, parse_constraints
 from .costs import parse_latency
 from .intervals import parse_confirm
+from .moasha import check_moasha
 from .objectives import Objective, parse_objectives
 from .space import SearchConfigError, check_conditions, contains, describe, parse_space
 
@@ -99,11 +101,13 @@ def load_search_config(path: str | Path) -> SearchConfig:
     constraints = parse_constraints(raw.get("constraints"))
     latency = parse_latency(raw.get("latency"))
     uses_latency = "latency_ms" in {o.name for o in objectives} | (constraints.measures if constraints else set())
-    if pruner["name"] != "none" and len(objectives) > 1:
+    if pruner["name"] not in ("none", "moasha") and len(objectives) > 1:
         raise SearchConfigError(
             f"pruner {pruner['name']}: Optuna prunes by one value per epoch, and this search has {len(objectives)} objectives "
-            f"({', '.join(o.name for o in objectives)}); set pruner: none or keep one objective"
+            f"({', '.join(o.name for o in objectives)}); set pruner: none or pruner: moasha, or keep one objective"
         )
+    if pruner["name"] == "moasha":
+        pruner = check_moasha(pruner, objectives)
     if pruner["name"] != "none" and not any(o.is_metric for o in objectives) and not pruner.get("monitor"):
         raise SearchConfigError("pruner: no objective is a logged metric to watch; add pruner: {monitor: val/acc, ...}")
     seed = sampler.get("seed")

@@ -25,6 +25,7 @@ import yaml
 
 from ..registry import get_architecture, get_block
 from .config import SearchConfig
+from .moasha import check_rungs
 from .space import SearchConfigError, cli_args
 
 REGISTRY_KEYS = {"model.block": get_block, "model.arch": get_architecture}
@@ -156,6 +157,7 @@ def check_search(search: SearchConfig) -> None:
             "configs: take what `resnet-lightning fit --help` lists, as dotted keys like model.arch_kwargs.depth"
         ) from None
     check_stage_lengths(resolved, search)
+    check_rungs(search.pruner, resolved, str(search.path))  # MO-ASHA's rungs against trainer.max_epochs
 
 
 def check_stage_lengths(resolved: str, search: SearchConfig) -> None:

@@ -8,6 +8,8 @@ callback finds its trial by storage address and id (``optuna.trial.Trial(study,
 trial_id)``), and a pruned fit stops the way an early-stopped one does (its
 checkpoints and logs are kept) instead of raising ``TrialPruned`` through the
 CLI; the search worker reads ``pruned_at_epoch`` and tells the study.
+With ``pruner: moasha`` the decision is :class:`~.moasha.MOASHA`'s, at the
+end of each training epoch, and Optuna's pruner is never asked.
 
 It also records, as the trial's user attributes, what the objectives need:
 every epoch's value of the objective metrics (``history``, and the epoch of each
@@ -35,6 +37,7 @@ from typing_extensions import override
 
 from ..models.flops import count_macs, count_parameters
 from .algorithms import make_pruner
+from .moasha import MOASHA
 from .storage import open_storage
 
 
@@ -75,6 +78,7 @@ class SearchTrialReporter(Callback):
         self._epochs: dict[str, list[int]] = {m: [] for m in self.metrics}
         self._fit_start = 0.0
         self._macs_counted = False
+        self._moasha: MOASHA | None = None
 
     def _set(self, key: str, value: Any) -> None:
         self._trial.set_user_attr(key, value)
@@ -89,6 +93,8 @@ class SearchTrialReporter(Callback):
             return
         self._set("run_dir", str(trainer.default_root_dir))
         self._set("params", count_parameters(pl_module))
+        if self.pruner["name"] == "moasha":
+            self._moasha = MOASHA(self.pruner, trainer.max_epochs)
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -113,7 +119,7 @@ class SearchTrialReporter(Callback):
             self._record(trainer, pl_module, training=False)
             self._set("epochs", pl_module.current_epoch + 1)
             self._set("logged_metrics", sorted(logged))
-            score = logged.get(self.monitor) if self.monitor else None
+            score = logged.get(self.monitor) if self.monitor and self._moasha is None else None
             if score is not None and math.isfinite(float(score)):
                 self._trial.report(float(score), step=pl_module.current_epoch)
                 prune = self._trial.should_prune()
@@ -124,8 +130,17 @@ class SearchTrialReporter(Callback):
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        stop = False
         if self._trial is not None:
             self._record(trainer, pl_module, training=True)
+            # MO-ASHA decides here, where this epoch's train/ and val/ values are both known.
+            epoch = pl_module.current_epoch + 1
+            if self._moasha is not None and self._moasha.stops(self._trial, epoch, self._history, self._epochs):
+                self._set("pruned_at_epoch", pl_module.current_epoch)
+                stop = True
+        if self.pruner["name"] == "moasha":  # every rank, so that the broadcast pairs up
+            stop = trainer.strategy.broadcast(stop)
+            trainer.should_stop = trainer.should_stop or stop
 
     def _record(self, trainer: L.Trainer, pl_module: L.LightningModule, training: bool) -> None:
         """Append this epoch's value of each watched ``train/`` metric (``training``) or of the others."""

@@ -21,6 +21,7 @@ import pytest
 from optuna.trial import TrialState
 
 from .helpers import GOOD, finish, start_search, tiny_search
+from .test_moasha import moasha_search
 
 BIN_DIRS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15", "14", "13")]
 
@@ -88,3 +89,19 @@ def test_two_workers_share_a_postgres_study(tmp_path: Path, postgres: str) -> No
     assert complete and all(t.user_attrs["macs"] > 0 for t in complete)
     for out in ("a", "b"):
         assert (tmp_path / out / "trials.csv").is_file()
+
+
+def test_two_workers_run_moasha_on_a_postgres_study(tmp_path: Path, postgres: str) -> None:
+    """MO-ASHA reads the other worker's rung values from the database: every trial is ranked at the rung, some stop there."""
+    good = {"model.block": "basic", "model.optimizer.init_args.lr": 0.1}
+    search = moasha_search(tmp_path, enqueue=(good, {**good, "model.optimizer.init_args.lr": 1.0e-5}), rungs=[1])
+    workers = [start_search("--config", str(search), "--storage", postgres, "--n_trials", "5", "--output", out, cwd=tmp_path)
+               for out in ("a", "b")]
+    for worker in workers:
+        finish(worker)
+    trials = optuna.load_study(study_name="tiny", storage=postgres).trials
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    assert all("1" in t.user_attrs["rung_values"] for t in trials)
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned and all(t.user_attrs["pruned_at_epoch"] == 0 and t.user_attrs["epochs"] == 1 for t in pruned)
+    assert any(t.state == TrialState.COMPLETE and t.user_attrs["epochs"] == 3 for t in trials)
