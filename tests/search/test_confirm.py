@@ -35,8 +35,9 @@ OBJECTIVES = {"val/acc": "maximize", "macs": "minimize"}
 
 
 def confirmed_search(path: Path, **changes) -> Path:
-    return tiny_search(path, fixed=QUICK, objectives=OBJECTIVES, sampler={"name": "random", "seed": 0}, pruner="none",
-                       enqueue=[GOOD, {**GOOD, "model.block": "plain"}], n_trials=2, **changes)
+    settings = {"fixed": QUICK, "objectives": OBJECTIVES, "sampler": {"name": "random", "seed": 0}, "pruner": "none",
+                "enqueue": [GOOD, {**GOOD, "model.block": "plain"}], "n_trials": 2}
+    return tiny_search(path, **{**settings, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,16 @@ def test_best_yaml_keeps_the_seed_its_trial_ran_with(confirmed: dict) -> None:
     trial = confirmed["study"].trials[0]
     run = yaml.safe_load((Path(trial.user_attrs["run_dir"]) / "config.yaml").read_text())
     assert best["seed_everything"] == run["seed_everything"] == 0
+
+
+def test_best_yaml_keeps_the_seed_lightning_drew_when_the_config_said_true(tmp_path: Path) -> None:
+    search = confirmed_search(tmp_path / "s.yaml", fixed={**QUICK, "seed_everything": True}, enqueue=[GOOD], n_trials=1)
+    finish(start_search("--config", str(search), "--output", "out", cwd=tmp_path))
+    trial = journal_study(tmp_path / "out" / "study.journal").trials[0]
+    drawn = yaml.safe_load((Path(trial.user_attrs["run_dir"]) / "config.yaml").read_text())["seed_everything"]
+    assert isinstance(drawn, int) and not isinstance(drawn, bool)
+    kept = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())["seed_everything"]
+    assert kept == drawn and not isinstance(kept, bool)  # not the config's `true`, which would draw another seed
 
 
 def test_a_rerun_of_a_finished_confirmation_runs_nothing_new(confirmed: dict) -> None:
