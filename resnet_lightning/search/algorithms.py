@@ -28,7 +28,6 @@ from optuna.distributions import BaseDistribution
 
 from ..errors import did_you_mean, one_line
 from .constraints import SETS_CONSTRAINTS, Constraints
-from .moasha import MOASHAPruner
 from .space import SearchConfigError, grid, suggest
 
 SAMPLERS = {
@@ -46,7 +45,6 @@ PRUNERS = {
     "successivehalving": optuna.pruners.SuccessiveHalvingPruner,
     "wilcoxon": optuna.pruners.WilcoxonPruner,
     "patient": optuna.pruners.PatientPruner,
-    "moasha": MOASHAPruner,  # a NopPruner to Optuna: the fit's reporter applies MO-ASHA (several objectives)
 }
 # An Optuna option with another name in the search file (PatientPruner's wrapped_pruner is a spec: wrapped:).
 RENAMED = {"wrapped_pruner": "wrapped"}
@@ -71,6 +69,8 @@ def normalise(spec: Any, what: str, names: dict[str, Any], default: str) -> dict
         raise SearchConfigError(
             f"{what} {name}: unknown option {unknown[0]!r}; {names[name].__name__} takes {', '.join(accepted) or 'none'}"
         )
+    if name == "wilcoxon":  # Optuna 4.0 defaults to 0 and then fails on one epoch's difference; later ones wait for 2
+        spec.setdefault("n_startup_steps", 2)
     if options.get("wrapped") is not None:  # patient: the pruner it wraps, checked the same way
         spec["wrapped"] = normalise(spec["wrapped"], f"{what}.wrapped", names, "median")
     return {**spec, "name": name}

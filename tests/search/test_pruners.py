@@ -21,7 +21,7 @@ PRUNERS = [
     ({"name": "percentile", "percentile": 25.0, "n_startup_trials": 1}, optuna.pruners.PercentilePruner),
     ({"name": "hyperband", "min_resource": 1, "max_resource": 9, "reduction_factor": 3}, optuna.pruners.HyperbandPruner),
     ({"name": "successive_halving", "min_resource": 1, "reduction_factor": 2}, optuna.pruners.SuccessiveHalvingPruner),
-    ({"name": "wilcoxon", "p_threshold": 0.1, "n_startup_steps": 1}, optuna.pruners.WilcoxonPruner),
+    ({"name": "wilcoxon", "p_threshold": 0.1}, optuna.pruners.WilcoxonPruner),
     ({"name": "patient", "patience": 2}, optuna.pruners.PatientPruner),
 ]
 
