@@ -28,6 +28,7 @@ from optuna.distributions import BaseDistribution
 
 from ..errors import did_you_mean, one_line
 from .constraints import SETS_CONSTRAINTS, Constraints
+from .moasha import MOASHAPruner
 from .space import SearchConfigError, grid, suggest
 
 SAMPLERS = {
@@ -45,6 +46,7 @@ PRUNERS = {
     "successivehalving": optuna.pruners.SuccessiveHalvingPruner,
     "wilcoxon": optuna.pruners.WilcoxonPruner,
     "patient": optuna.pruners.PatientPruner,
+    "moasha": MOASHAPruner,  # a NopPruner to Optuna: the fit's reporter applies MO-ASHA (several objectives)
 }
 # An Optuna option with another name in the search file (PatientPruner's wrapped_pruner is a spec: wrapped:).
 RENAMED = {"wrapped_pruner": "wrapped"}
