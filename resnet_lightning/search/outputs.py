@@ -1,7 +1,8 @@
 """What a search leaves in its output directory, rebuilt from the study at any time.
 
 * ``trials.csv``: one row per trial (number, state, parameters, objective values,
-  MACs, parameter count, epochs, wall time, run directory, why it failed).
+  MACs, parameter count, latency and why a trial was over budget when the search uses
+  them, epochs, wall time, run directory, why it failed).
 * ``pareto.csv`` / ``pareto.png``: the non-dominated trials (over the objectives when
   there are several; over the objective and MACs when there is one), and accuracy
   against MACs with that front marked, each point labelled by block and depth. Once
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +71,8 @@ def label(trial: FrozenTrial) -> str:
 def columns(search: SearchConfig) -> list[str]:
     """trials.csv's columns."""
     names = ["number", "state", *search.space, *(o.name for o in search.objectives)]
-    names += ["macs", "params", "epochs", "wall_time", "fit_seconds", "run_dir", "fail_reason"]
+    names += ["macs", "params", *(["latency_ms"] if search.latency else []), *(["over_budget"] if search.constraints else [])]
+    names += ["epochs", "wall_time", "fit_seconds", "run_dir", "fail_reason"]
     return list(dict.fromkeys(names))  # an objective named macs is one column
 
 
@@ -81,7 +84,8 @@ def row(trial: FrozenTrial, search: SearchConfig) -> dict[str, Any]:
         "number": trial.number,
         "state": trial.state.name,
         **{key: trial.params.get(key) for key in search.space},
-        **{key: attrs.get(key) for key in ("macs", "params", "epochs", "wall_time", "fit_seconds", "run_dir", "fail_reason")},
+        **{key: attrs.get(key) for key in ("macs", "params", "latency_ms", "over_budget", "epochs", "wall_time", "fit_seconds",
+                                           "run_dir", "fail_reason")},
         **values,
     }
 
@@ -123,9 +127,13 @@ def confirm_study_name(study_name: str) -> str:
     return study_name + CONFIRM_SUFFIX
 
 
-def variant(trial: FrozenTrial) -> str:
-    """A Pareto point's name in the confirmation."""
-    return f"trial-{trial.number:04d}"
+def variants(front: list[FrozenTrial]) -> dict[int, str]:
+    """Each Pareto point's name in the confirmation, ``trial-NNNN``: points with the same parameters (a sampler may
+    draw a configuration twice) share the first one's name, and so its retrains."""
+    first: dict[str, str] = {}
+    for trial in sorted(front, key=lambda t: t.number):
+        first.setdefault(json.dumps(trial.params, sort_keys=True, default=str), f"trial-{trial.number:04d}")
+    return {t.number: first[json.dumps(t.params, sort_keys=True, default=str)] for t in front}
 
 
 def trial_seed(trial: FrozenTrial, search: SearchConfig | None = None) -> int | None:
@@ -153,7 +161,8 @@ def retrains(study: optuna.Study, front: list[FrozenTrial]) -> dict[int, list[di
         if key not in seen:
             seen.add(key)
             found.setdefault(key[0], []).append(run.user_attrs)
-    return {t.number: found.get(variant(t), []) for t in front}
+    names = variants(front)
+    return {t.number: found.get(names[t.number], []) for t in front}
 
 
 def write_outputs(study: optuna.Study, search: SearchConfig, output: Path) -> dict[str, Path]:

@@ -7,6 +7,8 @@ Its objectives are accuracy and the measured latency, so latency_ms is used as a
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -56,6 +58,9 @@ def test_an_over_budget_configuration_never_trains(ran: dict) -> None:
     assert not (ran["dir"] / "logs" / f"trial-{over.number:04d}.log").exists()
     assert f"search: trial {over.number} over budget: macs 1." in ran["out"] and "(not trained;" in ran["out"]
     assert f"search: trial {over.number} epoch" not in ran["out"]
+    rows = {int(r["number"]): r for r in csv.DictReader(open(ran["dir"] / "trials.csv"))}
+    assert rows[over.number]["state"] == "PRUNED" and rows[over.number]["over_budget"] == over.user_attrs["over_budget"]
+    assert rows[over.number]["epochs"] == "0" and float(rows[over.number]["latency_ms"]) > 0
 
 
 def test_a_configuration_within_budget_trains_and_its_costs_come_first(ran: dict) -> None:
