@@ -29,7 +29,7 @@ from ..compare.config import Comparison
 from ..compare.runner import CompareRunner, pair, results, stop_when_queue_is_empty
 from ..errors import UserError
 from .config import SearchConfig
-from .outputs import confirm_study_name, trial_seed, variant
+from .outputs import confirm_study_name, trial_seed, variants
 from .storage import fail_orphaned_trials, open_storage
 from .trial import TrialFailed
 
@@ -64,13 +64,15 @@ def plan(study: optuna.Study, front: list[FrozenTrial], search: SearchConfig, k:
             f"--confirm {k}: study {study.study_name!r} has no completed trial, so no Pareto point to retrain; run the "
             "search first (the same command without --confirm), then confirm"
         )
-    variants = {variant(t): dict(t.params) for t in front}
+    names = variants(front)
+    points = {t.number: t for t in front if names[t.number] == f"trial-{t.number:04d}"}  # one per configuration
+    options = {names[n]: dict(t.params) for n, t in points.items()}
     comparison = Comparison(
-        path=search.path, name=confirm_study_name(study.study_name), configs=search.configs, baseline=next(iter(variants)),
-        variants=variants, seeds=k, metrics=[o.name for o in search.objectives if o.is_metric] or ["val/acc"],
+        path=search.path, name=confirm_study_name(study.study_name), configs=search.configs, baseline=next(iter(options)),
+        variants=options, seeds=k, metrics=[o.name for o in search.objectives if o.is_metric] or ["val/acc"],
         fixed=search.fixed,
     )
-    return comparison, {variant(t): further_seeds(trial_seed(t, search), k) for t in front}
+    return comparison, {names[n]: further_seeds(trial_seed(t, search), k) for n, t in points.items()}
 
 
 def queue_runs(study: optuna.Study, seeds: dict[str, list[int]]) -> list[tuple[str, int]]:
@@ -95,7 +97,7 @@ def confirm_front(study: optuna.Study, front: list[FrozenTrial], search: SearchC
         print(f"confirm: run {number} was left running by a killed worker on this host: FAIL, "
               f"{'queued again' if queued else 'not queued again'}", file=sys.stderr)
     queued = queue_runs(confirm, seeds)
-    print(f"confirm: {len(seeds)} Pareto point(s) x {k} further seeds in study {comparison.name!r}: "
+    print(f"confirm: {len(seeds)} Pareto configuration(s) x {k} further seeds in study {comparison.name!r}: "
           f"{len(queued)} run(s) queued now, {len(results(confirm))} finished", file=sys.stderr)
     if not confirm.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         return

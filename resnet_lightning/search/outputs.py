@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -126,9 +127,13 @@ def confirm_study_name(study_name: str) -> str:
     return study_name + CONFIRM_SUFFIX
 
 
-def variant(trial: FrozenTrial) -> str:
-    """A Pareto point's name in the confirmation."""
-    return f"trial-{trial.number:04d}"
+def variants(front: list[FrozenTrial]) -> dict[int, str]:
+    """Each Pareto point's name in the confirmation, ``trial-NNNN``: points with the same parameters (a sampler may
+    draw a configuration twice) share the first one's name, and so its retrains."""
+    first: dict[str, str] = {}
+    for trial in sorted(front, key=lambda t: t.number):
+        first.setdefault(json.dumps(trial.params, sort_keys=True, default=str), f"trial-{trial.number:04d}")
+    return {t.number: first[json.dumps(t.params, sort_keys=True, default=str)] for t in front}
 
 
 def trial_seed(trial: FrozenTrial, search: SearchConfig | None = None) -> int | None:
@@ -156,7 +161,8 @@ def retrains(study: optuna.Study, front: list[FrozenTrial]) -> dict[int, list[di
         if key not in seen:
             seen.add(key)
             found.setdefault(key[0], []).append(run.user_attrs)
-    return {t.number: found.get(variant(t), []) for t in front}
+    names = variants(front)
+    return {t.number: found.get(names[t.number], []) for t in front}
 
 
 def write_outputs(study: optuna.Study, search: SearchConfig, output: Path) -> dict[str, Path]:

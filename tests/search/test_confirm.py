@@ -19,6 +19,7 @@ from scipy import stats
 
 from resnet_lightning.search.intervals import CHEAPEST, NOT_SHOWN, SHOWN, point_stats
 from resnet_lightning.search.objectives import Objective
+from resnet_lightning.search.outputs import variants
 
 from .helpers import GOOD, finish, journal_study, start_search, tiny_search
 from .test_errors import search_error
@@ -114,13 +115,16 @@ def test_a_rerun_of_a_finished_confirmation_runs_nothing_new(confirmed: dict) ->
     assert f"over {K + 1} seeds" in log  # the summary prints the front with its intervals
 
 
-def test_more_seeds_later_queue_only_the_missing_runs(confirmed: dict) -> None:
+def test_more_seeds_later_run_only_the_missing_ones_shared_by_two_workers(confirmed: dict) -> None:
     points = len(pareto_rows(confirmed["cwd"] / "out"))
-    log = finish(start_search("--config", str(confirmed["search"]), "--output", "out", "--confirm", str(K + 1), cwd=confirmed["cwd"]))
-    assert f"{points} run(s) queued now, {K * points} finished" in log
+    args = ("--config", str(confirmed["search"]), "--output", "out", "--confirm", str(K + 2))
+    logs = [finish(worker) for worker in [start_search(*args, cwd=confirmed["cwd"]) for _ in range(2)]]
+    assert any(f"run(s) queued now, {K * points} finished" in log for log in logs)
     confirm = journal_study(confirmed["cwd"] / "out" / "study.journal", "tiny-confirm")
-    assert sorted(t.params["seed"] for t in confirm.get_trials(states=(TrialState.COMPLETE,))) == sorted([1, 2, 3] * points)
-    assert {int(row["seeds"]) for row in pareto_rows(confirmed["cwd"] / "out")} == {K + 2}
+    done = [(t.params["variant"], t.params["seed"]) for t in confirm.get_trials(states=(TrialState.COMPLETE,))]
+    assert len(done) == len(set(done)) == (K + 2) * points  # each point and seed once, whichever worker ran it
+    assert sorted(seed for _, seed in done) == sorted([1, 2, 3, 4] * points)
+    assert {int(row["seeds"]) for row in pareto_rows(confirmed["cwd"] / "out")} == {K + 3}
 
 
 def test_vs_cheaper_says_whether_an_interval_clears_every_cheaper_point() -> None:
@@ -136,6 +140,14 @@ def test_vs_cheaper_says_whether_an_interval_clears_every_cheaper_point() -> Non
     verdicts = {n: s.vs_cheaper for n, s in point_stats(front, objectives, retrains).items()}
     assert verdicts == {0: CHEAPEST, 1: SHOWN, 2: NOT_SHOWN}
     assert {n: s.vs_cheaper for n, s in point_stats(front, objectives, {}).items()} == {0: "", 1: "", 2: ""}
+
+
+def test_points_with_the_same_parameters_share_one_set_of_retrains() -> None:
+    dist = {"model.block": CategoricalDistribution(["a", "b"])}
+    front = [optuna.create_trial(values=[0.9, 1.0], params={"model.block": name}, distributions=dist) for name in "aba"]
+    for number, trial in enumerate(front):
+        trial.number = number + 3
+    assert variants(front) == {3: "trial-0003", 4: "trial-0004", 5: "trial-0003"}
 
 
 def test_confirm_seeds_below_two_and_a_study_without_completed_trials_are_one_line(tmp_path: Path, capsys) -> None:
