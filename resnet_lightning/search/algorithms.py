@@ -50,8 +50,8 @@ PRUNERS = {
 }
 # An Optuna option with another name in the search file (PatientPruner's wrapped_pruner is a spec: wrapped:).
 RENAMED = {"wrapped_pruner": "wrapped"}
-# Samplers that take a constraints_func (random and grid sampling do not).
-CONSTRAINED = ("tpe", "nsga2")
+# The option of the samplers that learn constraints on Optuna 4 (TPE, NSGA-II; not random or grid sampling).
+CONSTRAINED = "constraints_func"
 
 
 def normalise(spec: Any, what: str, names: dict[str, Any], default: str) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def make_sampler(
     """The Optuna sampler a normalised ``sampler:`` spec names; on Optuna 4, TPE and NSGA-II get ``constraints`` as
     their ``constraints_func`` (Optuna 5 reads the values the worker sets: see :mod:`.constraints`)."""
     options = {k: v for k, v in spec.items() if k != "name"}
-    if constraints is not None and spec["name"] in CONSTRAINED and not SETS_CONSTRAINTS:  # Optuna 4
+    if constraints is not None and CONSTRAINED in inspect.signature(SAMPLERS[spec["name"]]).parameters and not SETS_CONSTRAINTS:
         options["constraints_func"] = constraints
     try:
         if spec["name"] == "grid":
