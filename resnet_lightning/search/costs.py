@@ -12,7 +12,8 @@ and measures:
 * ``params``: the parameter count;
 * ``latency_ms`` (only when an objective or a constraint uses it): the median
   forward time of a batch on the search's device (``trainer.accelerator``),
-  the network in eval mode under ``torch.inference_mode()``, after warm-up.
+  the network in eval mode under ``torch.inference_mode()``, after warm-up;
+  on a GPU in a forked process, so that the worker never initialises CUDA.
   FLOPs do not predict latency (nni#4334, NATS-Bench#24): it is measured.
 
 Without latency the network is built on the meta device (no memory, no
@@ -24,6 +25,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -33,6 +35,7 @@ import torch
 import yaml
 from torch import nn
 
+from ..errors import UserError
 from ..models.flops import count_macs, count_parameters
 from .space import SearchConfigError
 
@@ -81,9 +84,8 @@ class CostMeter:
         num_classes, in_channels, shape = self.data_shape(config.get("data"))
         model_options = {k: v for k, v in (config.get("model") or {}).items() if k in NETWORK_KEYS}
         model_options.update(num_classes=num_classes, in_channels=in_channels)
-        device = _device(config.get("trainer") or {})
         network = None
-        if self.latency is None:
+        if self.latency is None:  # counts only: no memory, no initialisation
             try:
                 with torch.device("meta"):
                     network = build(model_options)
@@ -91,16 +93,14 @@ class CostMeter:
             except (RuntimeError, NotImplementedError):  # a network whose construction reads its tensors' values
                 network = None
         if network is None:
-            with torch.device(device if self.latency is not None else "cpu"):
-                network = build(model_options)
+            network = build(model_options)  # on the CPU: the worker itself never initialises CUDA (see below)
             macs = count_macs(network, (1, *shape))
-        costs: dict[str, float] = {
-            "macs": macs,
-            "params": count_parameters(network),
-        }
+        costs: dict[str, float] = {"macs": macs, "params": count_parameters(network)}
         if self.latency is not None:
-            costs["latency_ms"] = median_latency_ms(network, (self.latency["batch_size"], *shape), device,
-                                                    self.latency["warmup"], self.latency["repeats"])
+            device = _device(config.get("trainer") or {})
+            measure = median_latency_ms if device.type == "cpu" or not hasattr(os, "fork") else latency_in_a_child
+            costs["latency_ms"] = measure(network, (self.latency["batch_size"], *shape), device,
+                                          self.latency["warmup"], self.latency["repeats"])
         return costs
 
     def data_shape(self, data: dict[str, Any] | None) -> tuple[int, int, tuple[int, ...]]:
@@ -135,6 +135,40 @@ def median_latency_ms(network: nn.Module, input_size: tuple[int, ...], device: t
             if i >= warmup:
                 times.append((time.perf_counter() - start) * 1000)
     return round(statistics.median(times), 4)
+
+
+def latency_in_a_child(network: nn.Module, input_size: tuple[int, ...], device: torch.device, warmup: int, repeats: int) -> float:
+    """:func:`median_latency_ms` in a forked process, so that the worker never initialises CUDA.
+
+    A trial's fit is forked from the worker (``--trial_process fork``), and a process forked
+    after CUDA was initialised cannot use it; the worker would also hold GPU memory for the
+    whole search. The child measures, sends the result (or its error) back and exits.
+
+    Raises:
+        LatencyError: The measurement failed (out of memory, no such device); the message says why.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read)
+        try:
+            result = {"latency_ms": median_latency_ms(network, input_size, device, warmup, repeats)}
+        except Exception as err:  # noqa: BLE001 - told to the worker, which fails the trial with it
+            result = {"error": f"{type(err).__name__}: {' '.join(str(err).split())}"}
+        os.write(write, json.dumps(result).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    result = json.loads(answer) if answer else {"error": "the measuring process died"}
+    if "error" in result:
+        raise LatencyError(f"latency_ms could not be measured on {device}: {result['error']}")
+    return float(result["latency_ms"])
+
+
+class LatencyError(UserError, RuntimeError):
+    """The latency of a trial's network could not be measured on the search's device."""
 
 
 def _device(trainer: dict[str, Any]) -> torch.device:

@@ -121,3 +121,15 @@ def test_constraints_func_only_where_optuna_wants_it(tmp_path) -> None:
     assert given is (None if SETS_CONSTRAINTS else search.constraints)  # Optuna 5 deprecates it for Trial.set_constraint
     assert search.latency is None  # latency is measured only when an objective or a constraint uses it
     make_sampler({"name": "random"}, search.space, search.constraints)  # random sampling takes none, and is not given one
+
+
+def test_latency_measured_in_a_forked_process_comes_back_or_says_why() -> None:
+    # On a GPU the worker measures in a forked child (it must never initialise CUDA itself); the same path on the CPU here.
+    import torch
+
+    from resnet_lightning.search.costs import LatencyError, build, latency_in_a_child
+
+    network = build({"arch": "cifar_resnet", "block": "basic", "arch_kwargs": {"depth": 8}, "in_channels": 1, "num_classes": 10})
+    assert latency_in_a_child(network, (2, 1, 8, 8), torch.device("cpu"), 1, 3) > 0
+    with pytest.raises(LatencyError, match=r"latency_ms could not be measured on cpu: RuntimeError: .*channels"):
+        latency_in_a_child(network, (2, 3, 8, 8), torch.device("cpu"), 1, 3)  # 3 channels into a 1-channel network
