@@ -77,7 +77,7 @@ def constraint_values(trial) -> list[float]:
     return list(getattr(trial, "constraints", {}).values()) or trial.system_attrs["constraints"]
 
 
-def test_the_sampler_learns_feasibility_from_the_constraint_values(ran: dict) -> None:
+def test_every_trial_gets_its_constraint_values_and_best_trials_leave_infeasible_out(ran: dict) -> None:
     # One value per bound, macs - max, for the trained trial and the one never trained.
     assert constraint_values(ran["fits"]) == [747136 - 1.0e6]
     assert constraint_values(ran["over"])[0] == ran["over"].user_attrs["macs"] - 1.0e6 > 0
