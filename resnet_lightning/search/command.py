@@ -155,6 +155,10 @@ def main(argv: list[str] | None = None) -> int | None:
     timeout = args.timeout if args.timeout is not None else search.timeout
     if n_trials is None and timeout is None and search.sampler["name"] != "grid":
         raise SearchConfigError("nothing says when to stop: pass --n_trials N or --timeout S (or n_trials: in the search file)")
+    if search.constraints and search.sampler["name"] != "tpe":
+        print(f"search: note: over-budget configurations are not trained, but sampler {search.sampler['name']} does not learn "
+              "from them (NSGA-II builds on trained trials only, random and grid draw blindly); sampler: tpe learns the "
+              "budget", file=sys.stderr)
     finished = len(counted_trials(study))
     print(f"search: study {name!r} in {shown(address)}: {finished} finished trial(s); outputs in {output}", file=sys.stderr)
     runner = TrialRunner(search, address, output, name, args.trial_process)

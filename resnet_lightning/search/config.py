@@ -12,7 +12,7 @@ A whole file (``resnet-lightning search --help`` repeats this)::
       model.arch_kwargs.layers.0: {type: int, low: 1, high: 4}     # a list element (fixed: gives the others)
       model.block_kwargs.gate_bias: {type: float, low: -3, high: 0, when: {model.block: highway}}  # only then
     objectives: {val/acc: maximize, macs: minimize}
-    sampler: {name: nsga2, seed: 0}     # tpe (default, one objective) | nsga2 (default, several) | random | grid
+    sampler: {name: nsga2, seed: 0}     # tpe (default: one objective, or constraints:) | nsga2 (default, several) | random | grid
     pruner: {name: median, n_startup_trials: 2}   # none (default) | median | percentile | hyperband | successivehalving
                                         # | wilcoxon | patient (wraps one: {name: patient, patience: 2, wrapped: {name: median}})
                                         # | moasha (several objectives: {name: moasha, min_epochs: 1, reduction_factor: 3})
@@ -50,7 +50,9 @@ KEYS = ("study", "configs", "fixed", "space", "objectives", "sampler", "pruner",
 
 
 class SearchFileNotFoundError(UserError, FileNotFoundError):
-    """The search file, or a fit config file it names, does not exist."""
+    """The search file, or a fit config file it names, does not exist (a mistake in what was written: exit 2)."""
+
+    exit_code = 2
 
 
 @dataclass
@@ -96,9 +98,11 @@ def load_search_config(path: str | Path) -> SearchConfig:
     raw = read_yaml_mapping(path, "search file", "SEARCH.yaml", "configs/search/", KEYS)
     space = parse_space(raw.get("space"))
     objectives = parse_objectives(raw.get("objectives", {"val/acc": "maximize"}))
-    sampler = normalise(raw.get("sampler"), "sampler", SAMPLERS, "tpe" if len(objectives) == 1 else "nsga2")
-    pruner = normalise(raw.get("pruner"), "pruner", PRUNERS, "none")
     constraints = parse_constraints(raw.get("constraints"))
+    # With budgets, TPE by default: it learns feasibility from the over-budget trials (PRUNED, never trained),
+    # which NSGA-II's generations, built from COMPLETE trials only, never see.
+    sampler = normalise(raw.get("sampler"), "sampler", SAMPLERS, "tpe" if len(objectives) == 1 or constraints else "nsga2")
+    pruner = normalise(raw.get("pruner"), "pruner", PRUNERS, "none")
     latency = parse_latency(raw.get("latency"))
     uses_latency = "latency_ms" in {o.name for o in objectives} | (constraints.measures if constraints else set())
     if pruner["name"] not in ("none", "moasha") and len(objectives) > 1:

@@ -16,9 +16,9 @@ on Optuna 5 the worker sets them with ``Trial.set_constraint`` before the fit
 (``trial.constraints``: ``{"macs max": -2.5e5}``); on Optuna 4 the sampler's
 ``constraints_func`` computes them when the trial ends (the ``constraints``
 system attribute, a list). TPE learns feasibility from them (it reads PRUNED
-trials); NSGA-II and GP read COMPLETE trials only, so they never see an
-over-budget trial (the budget saves its training, but does not steer them);
-random and grid sampling ignore them. ``best_trials`` leaves infeasible trials out.
+trials), so it is the default sampler of a search with budgets; NSGA-II and GP
+read COMPLETE trials only, so they never see an over-budget trial (the budget
+saves its training, but does not steer them); random and grid sampling ignore them. ``best_trials`` leaves infeasible trials out.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from ..registry import get_architecture, get_block
+from ..registry import UnknownPluginError, get_architecture, get_block
 from .config import SearchConfig
 from .moasha import check_rungs
 from .space import SearchConfigError, cli_args
@@ -132,14 +132,18 @@ def check_search(search: SearchConfig) -> None:
     the block does not fit) is left to its trial, which fails with the reason.
 
     Raises:
-        SearchConfigError: Naming the bad key or value and what to do.
-        PluginError: An unknown block or architecture, with the available ones.
+        SearchConfigError: Naming the bad key or value and what to do (an unknown block or
+            architecture with the available ones).
+        PluginError: A plugin that fails to load.
     """
     for key, dist in search.space.items():
         lookup = REGISTRY_KEYS.get(key) or REGISTRY_LISTS.get(_list_of(key))
         for name in getattr(dist, "choices", ()) if lookup else ():
             if name is not None:
-                lookup(name)
+                try:
+                    lookup(name)
+                except UnknownPluginError as err:  # a name misspelt in the file: its mistake (exit 2), as every other
+                    raise SearchConfigError(f"space.{key}: {err}") from None
     applies = getattr(search.space, "applies", lambda key, values: True)
     probe: dict[str, Any] = {}
     for key, dist in search.space.items():

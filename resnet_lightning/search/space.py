@@ -41,7 +41,13 @@ EXAMPLE = "e.g. model.optimizer.init_args.lr: {type: float, low: 0.01, high: 0.3
 
 
 class SearchConfigError(UserError, ValueError):
-    """SEARCH.yaml asks for something that cannot be searched; the message names it and the fix."""
+    """SEARCH.yaml (or a search option) asks for something that cannot be searched; the message names it and the fix.
+
+    A mistake in what the user wrote, so it exits 2 as the command line's mistakes do
+    (its message is not about the command line, so it keeps the command's name in front).
+    """
+
+    exit_code = 2
 
 
 def distribution(key: str, spec: Any) -> BaseDistribution:

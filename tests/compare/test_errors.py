@@ -14,7 +14,7 @@ from resnet_lightning.compare.config import load_comparison
 from .helpers import tiny_comparison
 
 
-def compare_error(capsys, *args: str, code: int = 1) -> str:
+def compare_error(capsys, *args: str, code: int = 2) -> str:
     with pytest.raises(SystemExit) as stop:
         cli_main(["compare", *args])
     assert stop.value.code == code

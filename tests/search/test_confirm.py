@@ -161,5 +161,5 @@ def test_confirm_seeds_below_two_and_a_study_without_completed_trials_are_one_li
     journal.parent.mkdir()
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
     optuna.create_study(storage=storage, study_name="tiny", directions=["maximize", "minimize"])
-    err = search_error(capsys, "--config", str(search), "--output", str(tmp_path / "out"), "--confirm", "2")
+    err = search_error(capsys, "--config", str(search), "--output", str(tmp_path / "out"), "--confirm", "2", code=1)
     assert "--confirm 2: study 'tiny' has no completed trial" in err

@@ -133,3 +133,11 @@ def test_latency_measured_in_a_forked_process_comes_back_or_says_why() -> None:
     assert latency_in_a_child(network, (2, 1, 8, 8), torch.device("cpu"), 1, 3) > 0
     with pytest.raises(LatencyError, match=r"latency_ms could not be measured on cpu: RuntimeError: .*channels"):
         latency_in_a_child(network, (2, 3, 8, 8), torch.device("cpu"), 1, 3)  # 3 channels into a 1-channel network
+
+
+def test_budgets_make_tpe_the_default_sampler_and_another_is_told_it_does_not_learn_them(tmp_path, ran: dict) -> None:
+    two = {"objectives": {"val/acc": "maximize", "macs": "minimize"}, "pruner": "none", "sampler": None}  # the default
+    assert load_search_config(tiny_search(tmp_path / "a.yaml", **two)).sampler["name"] == "nsga2"
+    budget = load_search_config(tiny_search(tmp_path / "b.yaml", constraints={"macs": {"max": 1.0e6}}, **two))
+    assert budget.sampler["name"] == "tpe"  # it reads the over-budget (PRUNED) trials; NSGA-II never sees them
+    assert "sampler nsga2 does not learn from them" in ran["out"]  # the fixture's search asked for NSGA-II

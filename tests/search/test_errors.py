@@ -15,7 +15,7 @@ from resnet_lightning.search.config import load_search_config
 from .helpers import GOOD, ROOT, journal_study, start_search, tiny_search
 
 
-def search_error(capsys, *args: str, code: int = 1) -> str:
+def search_error(capsys, *args: str, code: int = 2) -> str:
     with pytest.raises(SystemExit) as stop:
         cli_main(["search", *args])
     assert stop.value.code == code
@@ -84,7 +84,7 @@ def test_missing_search_file_and_no_stop_condition(tmp_path: Path, capsys) -> No
 
 def test_unreachable_storage_is_one_line_without_a_hang(tmp_path: Path, capsys) -> None:
     search = tiny_search(tmp_path / "s.yaml")
-    err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", "postgresql://user:secret@127.0.0.1:9/optuna")
+    err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", "postgresql://user:secret@127.0.0.1:9/optuna", code=1)
     assert "cannot open storage postgresql://user:***@127.0.0.1:9/optuna" in err and "server runs" in err
     assert "secret" not in err
 
@@ -156,7 +156,7 @@ def test_files_and_places_that_cannot_be_used(tmp_path: Path, capsys) -> None:
 )
 def test_storage_urls_that_cannot_hold_a_study(tmp_path: Path, capsys, storage: str, expected: str) -> None:
     search = tiny_search(tmp_path / "s.yaml")
-    err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", storage, "--output", str(tmp_path / "o"))
+    err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", storage, "--output", str(tmp_path / "o"), code=1)
     assert expected in err and "sqlite:///" in err and "secret" not in err
 
 
@@ -166,7 +166,7 @@ def test_an_objective_no_fit_logs_ends_the_search_after_the_first_trial(tmp_path
         "trainer.max_epochs: 2", "trainer.max_epochs: 1\n  trainer.limit_train_batches: 3\n  trainer.limit_val_batches: 2"))
     worker = start_search("--config", str(search), "--n_trials", "3", "--output", "out", cwd=tmp_path)
     out, _ = worker.communicate(timeout=240)
-    assert worker.returncode == 1, out
+    assert worker.returncode == 2, out  # a mistake in the search file, found by its first trial
     last = out.strip().splitlines()[-1]
     assert last.startswith("resnet-lightning: error: search: 'val/accuracy' (objectives: in") and "val/acc," in last, out
     assert "Traceback" not in out
@@ -181,17 +181,17 @@ def test_a_damaged_journal_or_a_file_that_is_no_journal_is_refused_untouched(tmp
     journal = tmp_path / "out" / "study.journal"
     journal.write_text('{"op_code": 0, "worker_id": "w", "study_name": "tiny", "directions": [2]}\n{"op_code": 4, "stu\n')
     for extra in (["--summary"], ["--n_trials", "1"]):
-        err = search_error(capsys, "--config", str(search), "--output", str(tmp_path / "out"), *extra)
+        err = search_error(capsys, "--config", str(search), "--output", str(tmp_path / "out"), *extra, code=1)
         assert f"journal file {journal} is damaged" in err and "line 2" in err
     before = search.read_text()  # a --storage naming the search file itself: never appended to
-    err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", str(search))
+    err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", str(search), code=1)
     assert "not an Optuna journal (line 1" in err and search.read_text() == before
 
 
 def test_an_sqlite_file_that_cannot_be_opened_says_why(tmp_path: Path, capsys) -> None:
     search = tiny_search(tmp_path / "s.yaml")
     for storage, expected in ((f"sqlite:///{tmp_path}/no/such/dir/study.db", "unable to open"), (f"sqlite:///{search}", "not a database")):
-        err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", storage, "--output", str(tmp_path / "o"))
+        err = search_error(capsys, "--config", str(search), "--n_trials", "1", "--storage", storage, "--output", str(tmp_path / "o"), code=1)
         assert "cannot open SQLite database" in err and expected in err and "server" not in err
 
 

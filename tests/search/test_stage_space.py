@@ -158,7 +158,7 @@ def test_the_cli_refuses_a_bad_shape_in_one_line_and_runs_nothing(tmp_path: Path
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as stop:
         cli_main(["search", "--config", str(stage_search(tmp_path / "bad.yaml", **bad)), "--output", "out"])
-    assert stop.value.code == 1  # a SearchConfigError: the status of every search-file error (2 is the command line's)
+    assert stop.value.code == 2  # a SearchConfigError: a mistake in the search file exits 2, as the command line's do
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("resnet-lightning") and "widths 4 long" in err, err
     assert not (tmp_path / "out" / "logs").exists()
