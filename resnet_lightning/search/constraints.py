@@ -124,12 +124,12 @@ def parse_constraints(spec: Any) -> Constraints | None:
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, str):
+        # PyYAML (YAML 1.1) reads 2e7 and 2.0e7 as text (it wants 2.0e+7); YAML 1.2 and everyone reading
+        # the file read a number, so a string that is one is taken as one.
         try:
-            float(value)
+            value = float(value)
         except ValueError:
             pass
-        else:  # PyYAML reads 2e7 (no point) as text
-            raise SearchConfigError(f"{what}: {value!r} is text to YAML; write it with a point, e.g. 2.0e7")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SearchConfigError(f"{what}: {value!r} is not a finite number; e.g. max: 2.0e7")
     return float(value)
