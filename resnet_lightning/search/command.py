@@ -251,6 +251,8 @@ def _report(search: SearchConfig):
             what = "over budget, not trained" if "over_budget" in attrs else f"at epoch {attrs.get('pruned_at_epoch')}"
         else:
             what = attrs.get("fail_reason", "")
+        if "same_as" in attrs:
+            what += f", as trial {attrs['same_as']} (the same configuration, not trained again)"
         print(f"search: trial {trial.number} {trial.state.name}: {what} ({attrs.get('wall_time', 0):.1f} s, "
               f"run {attrs.get('run_dir', '-')})", file=sys.stderr, flush=True)
 

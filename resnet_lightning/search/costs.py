@@ -12,9 +12,12 @@ and measures:
 * ``params``: the parameter count;
 * ``latency_ms`` (only when an objective or a constraint uses it): the median
   forward time of a batch on the search's device (``trainer.accelerator``),
-  the network in eval mode under ``torch.inference_mode()``, after warm-up;
-  on a GPU in a forked process, so that the worker never initialises CUDA.
+  the network in eval mode under ``torch.inference_mode()``, after warm-up.
   FLOPs do not predict latency (nni#4334, NATS-Bench#24): it is measured.
+
+All of it runs in a process forked for the purpose (see :meth:`CostMeter.__call__`):
+the worker forks each trial's fit, and a process forked from one that has computed
+with torch hangs at its first parallel operation (OpenMP's threads do not survive a fork).
 
 Without latency the network is built on the meta device (no memory, no
 initialisation; on the CPU if a network cannot be built there); the counts are the same.
@@ -79,9 +82,29 @@ class CostMeter:
         self._shapes: dict[str, tuple[int, int, tuple[int, ...]]] = {}
 
     def __call__(self, config_yaml: str) -> dict[str, float]:
-        """``{"macs", "params"[, "latency_ms"]}`` of the network ``config_yaml`` (a whole fit config) builds."""
+        """``{"macs", "params"[, "latency_ms"]}`` of the network ``config_yaml`` (a whole fit config) builds.
+
+        Measured in a forked process where there is fork: the worker itself then never computes with
+        torch, because a process forked after OpenMP's threads started hangs at its first parallel
+        operation (the trials' fits are forked from the worker), and never initialises CUDA, which
+        a forked process cannot use (and would hold GPU memory for the whole search).
+
+        Raises:
+            CostCheckError: The network, its data or the latency could not be measured; the message says why.
+        """
         config = yaml.safe_load(config_yaml)
-        num_classes, in_channels, shape = self.data_shape(config.get("data"))
+        key = json.dumps(config.get("data"), sort_keys=True, default=str)
+        known = self._shapes.get(key)
+        if hasattr(os, "fork"):
+            result = measure_in_a_child(self.measure, config, known)
+        else:
+            result = self.measure(config, known)
+        self._shapes[key] = (result.pop("num_classes"), result.pop("in_channels"), tuple(result.pop("shape")))
+        return result
+
+    def measure(self, config: dict[str, Any], known: tuple[int, int, tuple[int, ...]] | None) -> dict[str, Any]:
+        """The costs of ``config``'s network, and its data's shape (``known``, or read from the DataModule)."""
+        num_classes, in_channels, shape = known or _data_shape(config.get("data") or {})
         model_options = {k: v for k, v in (config.get("model") or {}).items() if k in NETWORK_KEYS}
         model_options.update(num_classes=num_classes, in_channels=in_channels)
         network = None
@@ -93,22 +116,14 @@ class CostMeter:
             except (RuntimeError, NotImplementedError):  # a network whose construction reads its tensors' values
                 network = None
         if network is None:
-            network = build(model_options)  # on the CPU: the worker itself never initialises CUDA (see below)
+            network = build(model_options)
             macs = count_macs(network, (1, *shape))
-        costs: dict[str, float] = {"macs": macs, "params": count_parameters(network)}
+        costs: dict[str, Any] = {"macs": macs, "params": count_parameters(network)}
         if self.latency is not None:
-            device = _device(config.get("trainer") or {})
-            measure = median_latency_ms if device.type == "cpu" or not hasattr(os, "fork") else latency_in_a_child
-            costs["latency_ms"] = measure(network, (self.latency["batch_size"], *shape), device,
-                                          self.latency["warmup"], self.latency["repeats"])
-        return costs
-
-    def data_shape(self, data: dict[str, Any] | None) -> tuple[int, int, tuple[int, ...]]:
-        """``(num_classes, in_channels, (C, H, W))`` of the DataModule ``data`` names (``{class_path, init_args}``)."""
-        key = json.dumps(data, sort_keys=True, default=str)
-        if key not in self._shapes:
-            self._shapes[key] = _data_shape(data or {})
-        return self._shapes[key]
+            costs["latency_ms"] = median_latency_ms(network, (self.latency["batch_size"], *shape),
+                                                    _device(config.get("trainer") or {}),
+                                                    self.latency["warmup"], self.latency["repeats"])
+        return {**costs, "num_classes": num_classes, "in_channels": in_channels, "shape": list(shape)}
 
 
 def build(options: dict[str, Any]) -> nn.Module:
@@ -137,22 +152,21 @@ def median_latency_ms(network: nn.Module, input_size: tuple[int, ...], device: t
     return round(statistics.median(times), 4)
 
 
-def latency_in_a_child(network: nn.Module, input_size: tuple[int, ...], device: torch.device, warmup: int, repeats: int) -> float:
-    """:func:`median_latency_ms` in a forked process, so that the worker never initialises CUDA.
-
-    A trial's fit is forked from the worker (``--trial_process fork``), and a process forked
-    after CUDA was initialised cannot use it; the worker would also hold GPU memory for the
-    whole search. The child measures, sends the result (or its error) back and exits.
+def measure_in_a_child(measure: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """``measure(*args)`` (a JSON-able dict) run in a forked process, which sends it back and exits.
 
     Raises:
-        LatencyError: The measurement failed (out of memory, no such device); the message says why.
+        CostCheckError: ``measure`` raised (a user error's message as it is; anything else, out of
+            memory or no such device among them, with its type), or the process died.
     """
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read)
         try:
-            result = {"latency_ms": median_latency_ms(network, input_size, device, warmup, repeats)}
+            result = {"result": measure(*args)}
+        except UserError as err:
+            result = {"error": str(err)}
         except Exception as err:  # noqa: BLE001 - told to the worker, which fails the trial with it
             result = {"error": f"{type(err).__name__}: {' '.join(str(err).split())}"}
         os.write(write, json.dumps(result).encode())
@@ -160,15 +174,20 @@ def latency_in_a_child(network: nn.Module, input_size: tuple[int, ...], device: 
     os.close(write)
     with os.fdopen(read, "rb") as pipe:
         answer = pipe.read()
-    os.waitpid(pid, 0)
-    result = json.loads(answer) if answer else {"error": "the measuring process died"}
+    _, status = os.waitpid(pid, 0)
+    result = json.loads(answer) if answer else {"error": f"the measuring process died ({_died(status)})"}
     if "error" in result:
-        raise LatencyError(f"latency_ms could not be measured on {device}: {result['error']}")
-    return float(result["latency_ms"])
+        raise CostCheckError(f"the cost check failed: {result['error']}")
+    return result["result"]
 
 
-class LatencyError(UserError, RuntimeError):
-    """The latency of a trial's network could not be measured on the search's device."""
+def _died(status: int) -> str:
+    code = os.waitstatus_to_exitcode(status)
+    return f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+
+
+class CostCheckError(UserError, RuntimeError):
+    """A trial's network, its data's shape or its latency could not be measured; the trial fails with the reason."""
 
 
 def _device(trainer: dict[str, Any]) -> torch.device:

@@ -72,7 +72,7 @@ def columns(search: SearchConfig) -> list[str]:
     """trials.csv's columns."""
     names = ["number", "state", *search.space, *(o.name for o in search.objectives)]
     names += ["macs", "params", *(["latency_ms"] if search.latency else []), *(["over_budget"] if search.constraints else [])]
-    names += ["epochs", "wall_time", "fit_seconds", "run_dir", "fail_reason"]
+    names += ["epochs", "same_as", "wall_time", "fit_seconds", "run_dir", "fail_reason"]
     return list(dict.fromkeys(names))  # an objective named macs is one column
 
 
@@ -84,8 +84,8 @@ def row(trial: FrozenTrial, search: SearchConfig) -> dict[str, Any]:
         "number": trial.number,
         "state": trial.state.name,
         **{key: trial.params.get(key) for key in search.space},
-        **{key: attrs.get(key) for key in ("macs", "params", "latency_ms", "over_budget", "epochs", "wall_time", "fit_seconds",
-                                           "run_dir", "fail_reason")},
+        **{key: attrs.get(key) for key in ("macs", "params", "latency_ms", "over_budget", "epochs", "same_as", "wall_time",
+                                           "fit_seconds", "run_dir", "fail_reason")},
         **values,
     }
 

@@ -183,7 +183,7 @@ def parse_space(space: Any) -> Space:
 
 def _condition(key: str, when: Any, earlier: dict[str, BaseDistribution], keys: list[str]) -> dict[str, list[Any]]:
     """``when: {model.block: highway}`` (or ``[highway, plain]``) checked against the dimensions before ``key``."""
-    example = f"e.g. when: {{model.block: highway}} or when: {{model.block: [highway, plain]}}"
+    example = "e.g. when: {model.block: highway} or when: {model.block: [highway, plain]}"
     if not isinstance(when, dict) or not when:
         raise SearchConfigError(f"space.{key}: when: {when!r} is not a mapping of an earlier dimension to its values; {example}")
     condition = {}

@@ -36,13 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-from ..console import PROG, line
 from ..errors import UserError, one_line
 from .config import SearchConfig
 from .costs import CostMeter
+from .epoch_echo import EpochEcho, trial_name
 from .fit_args import fit_args, resolved_config, shown
 from .objectives import MEASURES, MissingMetricError
+from .repeats import earlier_twin, take_outcome
 from .space import SearchConfigError, suggest
 from .storage import WORKER_ATTR, this_worker
 
@@ -92,6 +94,9 @@ class TrialRunner:
         self.claim(trial)
         params = suggest(trial, self.search.space)
         shown_as = shown(self.search, params)
+        twin = earlier_twin(trial)
+        if twin is not None:
+            return self.take_twins_outcome(trial, twin, shown_as)
         self.check_costs(trial, params, shown_as)
         attrs = self.run_fit(trial, params, shown_as)
         self._check_metrics_logged(trial, attrs)
@@ -102,6 +107,17 @@ class TrialRunner:
         except MissingMetricError as err:
             self._fail(trial, str(err))
         return values[0] if len(values) == 1 else values
+
+    def take_twins_outcome(self, trial: optuna.Trial, twin: FrozenTrial, shown_as: str) -> float | list[float]:
+        """A configuration trained before takes that trial's outcome, untrained (see :mod:`.repeats`)."""
+        copied = take_outcome(trial, twin)
+        if self.search.constraints:
+            self.search.constraints.record(trial, copied)
+        print(f"{self.prefix}: trial {trial.number} is trial {twin.number} again ({shown_as}): not trained again",
+              file=sys.stderr, flush=True)
+        if twin.state == TrialState.PRUNED:
+            raise optuna.TrialPruned(f"as trial {twin.number}")
+        return twin.values[0] if len(twin.values) == 1 else list(twin.values)
 
     def claim(self, trial: optuna.Trial) -> None:
         """Record this worker in the trial first thing, so that a rerun after a kill finds the trial orphaned."""
@@ -216,7 +232,7 @@ class TrialRunner:
         While it runs, the fit's epoch lines are echoed from the log to this worker's console,
         as ``<prefix>: trial N epoch 2/8  val/acc 0.91 ...`` (see :class:`EpochEcho`).
         """
-        echo = EpochEcho(log, f"{self.prefix}: {_trial_name(log)}")
+        echo = EpochEcho(log, f"{self.prefix}: {trial_name(log)}")
         if self.process == "fresh":
             with open(log, "w") as out:
                 child = subprocess.Popen(
@@ -235,48 +251,6 @@ class TrialRunner:
             return os.waitstatus_to_exitcode(status) if done else None
 
         return _wait(pid, poll, lambda: os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), echo)
-
-
-class EpochEcho:
-    """Copies the epoch lines a trial's fit writes to its log onto the worker's console, with the trial's number.
-
-    The worker reads the log while it waits (the fit's process is not told anything, so a
-    trial started either way, ``fork`` or ``fresh``, shows the same lines). A console that
-    is gone (a closed terminal, a broken pipe) stops the echo, never the trial.
-    """
-
-    MARK = line("epoch ")  # what EpochLines writes: "resnet-lightning: epoch 2/8  ..."
-
-    def __init__(self, log: Path, prefix: str) -> None:
-        self.log, self.prefix = log, prefix
-        self._offset, self._partial, self._on = 0, b"", True
-
-    def __call__(self) -> None:
-        """Echo the epoch lines written since the last call."""
-        if not self._on:
-            return
-        try:
-            with open(self.log, "rb") as f:
-                f.seek(self._offset)
-                chunk = f.read()
-        except OSError:
-            return
-        self._offset += len(chunk)
-        *lines, self._partial = (self._partial + chunk).split(b"\n")
-        for raw in lines:
-            text = raw.decode(errors="replace").rstrip("\r")
-            if text.startswith(self.MARK):
-                try:
-                    print(f"{self.prefix} {text[len(PROG) + 2:]}", file=sys.stderr, flush=True)
-                except (OSError, ValueError):  # the console is gone: the trial goes on without it
-                    self._on = False
-                    return
-
-
-def _trial_name(log: Path) -> str:
-    """``trial 3`` for the log ``trial-0003.log`` (another log's name as it is)."""
-    match = re.fullmatch(r"trial-(\d+)", log.stem)
-    return f"trial {int(match[1])}" if match else log.stem
 
 
 def _wait(pid: int, poll: Any, wait: Any, echo: EpochEcho) -> int:

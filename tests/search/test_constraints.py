@@ -8,6 +8,9 @@ Its objectives are accuracy and the measured latency, so latency_ms is used as a
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -58,7 +61,7 @@ def test_an_over_budget_configuration_never_trains(ran: dict) -> None:
     assert not (ran["dir"] / "logs" / f"trial-{over.number:04d}.log").exists()
     assert f"search: trial {over.number} over budget: macs 1." in ran["out"] and "(not trained;" in ran["out"]
     assert f"search: trial {over.number} epoch" not in ran["out"]
-    rows = {int(r["number"]): r for r in csv.DictReader(open(ran["dir"] / "trials.csv"))}
+    rows = {int(r["number"]): r for r in csv.DictReader((ran["dir"] / "trials.csv").read_text().splitlines())}
     assert rows[over.number]["state"] == "PRUNED" and rows[over.number]["over_budget"] == over.user_attrs["over_budget"]
     assert rows[over.number]["epochs"] == "0" and float(rows[over.number]["latency_ms"]) > 0
 
@@ -122,16 +125,55 @@ def test_constraints_func_only_where_optuna_wants_it(tmp_path) -> None:
     make_sampler({"name": "random"}, search.space, search.constraints)  # random sampling takes none, and is not given one
 
 
-def test_latency_measured_in_a_forked_process_comes_back_or_says_why() -> None:
-    # On a GPU the worker measures in a forked child (it must never initialise CUDA itself); the same path on the CPU here.
+# A worker that measured latency, then forks a fit (what --trial_process fork does), in a fresh interpreter:
+# the pytest process has computed with torch already, and a fork of it would hang whatever the cost check does.
+FORKS_AFTER_MEASURING = """
+import os, sys, time, torch
+from resnet_lightning.search.costs import CostMeter
+config = open(sys.argv[1]).read()
+costs = CostMeter({"batch_size": 8, "warmup": 1, "repeats": 3})(config)
+print(costs["macs"], costs["params"], costs["latency_ms"] > 0, flush=True)
+pid = os.fork()
+if pid == 0:  # the fit: a convolution large enough for OpenMP's threads
+    torch.nn.Conv2d(16, 64, 3)(torch.randn(8, 16, 32, 32))
+    os._exit(0)
+for _ in range(300):
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("forked fit ran", flush=True)
+        break
+    time.sleep(0.1)
+else:
+    os.kill(pid, 9)
+    print("forked fit hung", flush=True)
+"""
+
+
+def test_a_worker_that_measured_latency_can_still_fork_its_fits(tmp_path) -> None:
+    from resnet_lightning.search.fit_args import fit_args, resolved_config
+
+    search = load_search_config(tiny_search(tmp_path / "s.yaml"))
+    config = tmp_path / "config.yaml"
+    config.write_text(resolved_config(fit_args(search, GOOD)))
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", FORKS_AFTER_MEASURING, str(config)], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts, ran = done.stdout.splitlines()[:2]
+    macs, params, timed = counts.split()
+    assert float(macs) == 747136 and int(params) > 0 and timed == "True"
+    assert ran == "forked fit ran"  # measured in the worker itself, the fork hung at its convolution
+
+
+def test_a_cost_check_that_fails_in_its_process_says_why() -> None:
     import torch
 
-    from resnet_lightning.search.costs import LatencyError, build, latency_in_a_child
+    from resnet_lightning.search.costs import CostCheckError, build, measure_in_a_child, median_latency_ms
 
     network = build({"arch": "cifar_resnet", "block": "basic", "arch_kwargs": {"depth": 8}, "in_channels": 1, "num_classes": 10})
-    assert latency_in_a_child(network, (2, 1, 8, 8), torch.device("cpu"), 1, 3) > 0
-    with pytest.raises(LatencyError, match=r"latency_ms could not be measured on cpu: RuntimeError: .*channels"):
-        latency_in_a_child(network, (2, 3, 8, 8), torch.device("cpu"), 1, 3)  # 3 channels into a 1-channel network
+    assert measure_in_a_child(lambda: {"ms": median_latency_ms(network, (2, 1, 8, 8), torch.device("cpu"), 1, 3)})["ms"] > 0
+    with pytest.raises(CostCheckError, match=r"the cost check failed: RuntimeError: .*channels"):
+        measure_in_a_child(median_latency_ms, network, (2, 3, 8, 8), torch.device("cpu"), 1, 3)  # 3 channels into 1
 
 
 def test_budgets_make_tpe_the_default_sampler_and_another_is_told_it_does_not_learn_them(tmp_path, ran: dict) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_lightning.search.trial import EpochEcho
+from resnet_lightning.search.epoch_echo import EpochEcho
 
 from .helpers import GOOD, finish, start_search, tiny_search
 
@@ -53,6 +53,6 @@ def test_lines_are_echoed_whole_once_and_a_gone_console_stops_only_the_echo(tmp_
 
 @pytest.mark.parametrize("name, shown", [("trial-0012", "trial 12"), ("variant-a-seed-1", "variant-a-seed-1")])
 def test_the_prefix_names_the_trial(tmp_path: Path, name: str, shown: str) -> None:
-    from resnet_lightning.search.trial import _trial_name
+    from resnet_lightning.search.epoch_echo import trial_name
 
-    assert _trial_name(tmp_path / f"{name}.log") == shown
+    assert trial_name(tmp_path / f"{name}.log") == shown

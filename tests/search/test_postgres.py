@@ -59,7 +59,7 @@ def postgres() -> Iterator[str]:
         as_user = ["runuser", "-u", "postgres", "--"]
         os.chown(root, user.pw_uid, user.pw_gid)
     data, port = root / "data", _free_port()
-    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120)  # noqa: E731
+    run = lambda *cmd: subprocess.run([*as_user, *cmd], check=True, capture_output=True, text=True, timeout=120)
     run(initdb, "-D", str(data), "-U", "optuna", "--auth=trust", "-E", "UTF8")
     run(pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
         "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")

@@ -21,8 +21,8 @@ from resnet_lightning.errors import UserError
 from resnet_lightning.search.config import load_search_config
 from resnet_lightning.search.fit_args import check_search
 from resnet_lightning.search.space import SearchConfigError, parse_space, suggest
-
 from tests.fixtures_cli import run_cli
+
 from .helpers import DIGITS, ENV, journal_study
 
 LAYERS = {f"model.arch_kwargs.layers.{i}": {"type": "int", "low": 1, "high": 2} for i in range(3)}
@@ -167,6 +167,7 @@ def test_the_cli_refuses_a_bad_shape_in_one_line_and_runs_nothing(tmp_path: Path
 def test_the_shipped_stage_search_file_loads_and_resolves() -> None:
     search = load_search_config(Path(__file__).resolve().parents[2] / "configs" / "search" / "digits_stages.yaml")
     check_search(search)
-    assert [o.name for o in search.objectives] == ["val/acc", "macs"] and search.sampler["name"] == "nsga2"
+    assert [o.name for o in search.objectives] == ["val/acc", "macs"] and search.sampler["name"] == "tpe"
+    assert search.pruner["name"] == "moasha" and search.confirm == 3 and search.constraints.measures == {"macs", "latency_ms"}
     with pytest.raises(SearchConfigError):
         parse_space({"a.b": {"type": "int", "low": 1, "high": 2, "when": "x"}})
