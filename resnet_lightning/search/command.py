@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int | None:
         again = "queued again" if queued else "not queued again (it was itself a rerun of a trial whose worker died)"
         print(f"search: trial {number} was left running by a killed worker on this host: FAIL, {again}", file=sys.stderr)
     others = {t.user_attrs.get("worker") for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    if others and search.sampler.get("seed") is not None:
+    if others and search.sampler.get("seed") is not None and args.seed is None:  # the file's seed, shared by every worker
         print(f"search: warning: worker(s) {', '.join(sorted(map(str, others)))} run this study too; with the same sampler seed "
               "they draw the same trials: give each worker its own --seed", file=sys.stderr)
     for params in search.enqueue:
@@ -248,7 +248,8 @@ def _report(search: SearchConfig):
         if trial.state == TrialState.COMPLETE:
             what = ", ".join(f"{o.name}={v:.4g}" for o, v in zip(search.objectives, trial.values))
         elif trial.state == TrialState.PRUNED:
-            what = "over budget, not trained" if "over_budget" in attrs else f"at epoch {attrs.get('pruned_at_epoch')}"
+            stopped = attrs.get("pruned_at_epoch")  # 0-based, as Optuna's steps; the console counts epochs from 1
+            what = "over budget, not trained" if "over_budget" in attrs else f"stopped after epoch {stopped + 1 if stopped is not None else '?'}"
         else:
             what = attrs.get("fail_reason", "")
         if "same_as" in attrs:
