@@ -17,7 +17,7 @@ A whole file (``resnet-lightning search --help`` repeats this)::
                                         # | wilcoxon | patient (wraps one: {name: patient, patience: 2, wrapped: {name: median}})
                                         # | moasha (several objectives: {name: moasha, min_epochs: 1, reduction_factor: 3})
     constraints: {macs: {max: 2.0e7}, latency_ms: {max: 5}}   # budgets (macs, params, latency_ms): over budget never trains
-    latency: {batch_size: 1, warmup: 5, repeats: 20}          # how latency_ms is measured before each fit
+    latency: {batch_size: 1, warmup: 5, repeats: 20, threads: 1}          # how latency_ms is measured before each fit
     n_trials: 40                        # stop when the study holds this many finished trials (all workers)
     timeout: 3600                       # or after this many seconds of this worker
     enqueue:                            # trials to run first, e.g. a known good configuration

@@ -6,7 +6,7 @@
       macs: {max: 2.0e7}
       params: {max: 1.0e6}
       latency_ms: {max: 5}
-    latency: {batch_size: 1, warmup: 5, repeats: 20}   # how latency_ms is measured (these are the defaults)
+    latency: {batch_size: 1, warmup: 5, repeats: 20, threads: 1}   # how latency_ms is measured (these are the defaults)
 
 The costs are measured before a trial's fit (:mod:`.costs`); a configuration over
 budget never trains: its trial records ``over_budget`` (the reason) and

@@ -12,7 +12,8 @@ and measures:
 * ``params``: the parameter count;
 * ``latency_ms`` (only when an objective or a constraint uses it): the median
   forward time of a batch on the search's device (``trainer.accelerator``),
-  the network in eval mode under ``torch.inference_mode()``, after warm-up.
+  the network in eval mode under ``torch.inference_mode()``, after warm-up, with
+  ``latency.threads`` CPU threads (1 by default: steady when other work shares the cores).
   FLOPs do not predict latency (nni#4334, NATS-Bench#24): it is measured.
 
 All of it runs in a process forked for the purpose (see :meth:`CostMeter.__call__`):
@@ -43,13 +44,15 @@ from ..models.flops import count_macs, count_parameters
 from .space import SearchConfigError
 
 COSTS = ("macs", "params", "latency_ms")
-LATENCY_DEFAULTS = {"batch_size": 1, "warmup": 5, "repeats": 20}
+# threads: torch's CPU threads while timing. One by default: with OpenMP's threads spinning, a forward pass timed while
+# another fit used the same cores (a second worker) took 1000 times as long (0.5 ms -> 528 ms) and broke a budget.
+LATENCY_DEFAULTS = {"batch_size": 1, "warmup": 5, "repeats": 20, "threads": 1}
 # Options of ResNetClassifier that build the network (the others configure training).
 NETWORK_KEYS = ("arch", "block", "num_classes", "in_channels", "arch_kwargs", "weights")
 
 
 def parse_latency(spec: Any) -> dict[str, int]:
-    """``latency: {batch_size: 1, warmup: 5, repeats: 20}`` (all optional) -> those three, checked.
+    """``latency: {batch_size: 1, warmup: 5, repeats: 20, threads: 1}`` (all optional) -> those four, checked.
 
     Raises:
         SearchConfigError: Not a mapping, an unknown option, or a value that is not a whole number >= 1 (warmup >= 0).
@@ -57,7 +60,7 @@ def parse_latency(spec: Any) -> dict[str, int]:
     if spec is None:
         return dict(LATENCY_DEFAULTS)
     if not isinstance(spec, dict):
-        raise SearchConfigError(f"latency: {spec!r} is not a mapping; e.g. latency: {{batch_size: 1, warmup: 5, repeats: 20}}")
+        raise SearchConfigError(f"latency: {spec!r} is not a mapping; e.g. latency: {{batch_size: 1, warmup: 5, repeats: 20, threads: 1}}")
     options = dict(LATENCY_DEFAULTS)
     for key, value in spec.items():
         if key not in LATENCY_DEFAULTS:
@@ -120,9 +123,14 @@ class CostMeter:
             macs = count_macs(network, (1, *shape))
         costs: dict[str, Any] = {"macs": macs, "params": count_parameters(network)}
         if self.latency is not None:
-            costs["latency_ms"] = median_latency_ms(network, (self.latency["batch_size"], *shape),
-                                                    _device(config.get("trainer") or {}),
-                                                    self.latency["warmup"], self.latency["repeats"])
+            threads = torch.get_num_threads()
+            torch.set_num_threads(self.latency["threads"])  # the CPU's; in the forked process, or restored below
+            try:
+                costs["latency_ms"] = median_latency_ms(network, (self.latency["batch_size"], *shape),
+                                                        _device(config.get("trainer") or {}),
+                                                        self.latency["warmup"], self.latency["repeats"])
+            finally:
+                torch.set_num_threads(threads)
         return {**costs, "num_classes": num_classes, "in_channels": in_channels, "shape": list(shape)}
 
 

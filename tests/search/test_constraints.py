@@ -129,9 +129,9 @@ def test_constraints_func_only_where_optuna_wants_it(tmp_path) -> None:
 # the pytest process has computed with torch already, and a fork of it would hang whatever the cost check does.
 FORKS_AFTER_MEASURING = """
 import os, sys, time, torch
-from resnet_lightning.search.costs import CostMeter
+from resnet_lightning.search.costs import CostMeter, parse_latency
 config = open(sys.argv[1]).read()
-costs = CostMeter({"batch_size": 8, "warmup": 1, "repeats": 3})(config)
+costs = CostMeter(parse_latency({"batch_size": 8, "warmup": 1, "repeats": 3, "threads": 2}))(config)
 print(costs["macs"], costs["params"], costs["latency_ms"] > 0, flush=True)
 pid = os.fork()
 if pid == 0:  # the fit: a convolution large enough for OpenMP's threads
