@@ -57,12 +57,19 @@ SEED_KEY = "seed_everything"  # compare.config.SEED_KEY (compare imports this mo
 
 
 def label(trial: FrozenTrial) -> str:
-    """``plain d56``: the trial's block and depth (else its run directory's name)."""
+    """``plain d56``: the trial's block and depth; ``highway/highway/plain 1-2-2 w8-16-32`` for a per-stage shape
+    (its searched list elements); else its run directory's name."""
     parts = []
     if "model.block" in trial.params:
         parts.append(str(trial.params["model.block"]))
     if "model.arch_kwargs.depth" in trial.params:
         parts.append(f"d{trial.params['model.arch_kwargs.depth']}")
+    for name, sep, prefix in (("blocks", "/", ""), ("layers", "-", ""), ("widths", "-", "w")):
+        head = f"model.arch_kwargs.{name}."
+        indices = sorted(int(k[len(head):]) for k in trial.params if k.startswith(head) and k[len(head):].isdigit())
+        stages = [str(trial.params[f"{head}{i}"]) for i in indices]
+        if stages:
+            parts.append(prefix + sep.join(stages))
     if not parts and trial.user_attrs.get("run_dir"):
         parts.append(Path(trial.user_attrs["run_dir"]).parent.name)
     return " ".join(parts) or f"trial {trial.number}"

@@ -171,3 +171,16 @@ def test_the_shipped_stage_search_file_loads_and_resolves() -> None:
     assert search.pruner["name"] == "moasha" and search.confirm == 3 and search.constraints.measures == {"macs", "latency_ms"}
     with pytest.raises(SearchConfigError):
         parse_space({"a.b": {"type": "int", "low": 1, "high": 2, "when": "x"}})
+
+
+def test_a_per_stage_trial_is_labelled_by_its_shape() -> None:
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import create_trial
+
+    from resnet_lightning.search.outputs import label
+
+    params = {**{f"model.arch_kwargs.layers.{i}": n for i, n in enumerate([1, 2, 2, 1, 1, 1, 1, 1, 1, 1, 3])},
+              "model.arch_kwargs.widths.0": 8, "model.arch_kwargs.widths.1": 16,
+              "model.arch_kwargs.blocks.0": "highway", "model.arch_kwargs.blocks.1": "se_basic"}
+    trial = create_trial(params=params, distributions={k: CategoricalDistribution([v]) for k, v in params.items()}, values=[1.0])
+    assert label(trial) == "highway/se_basic 1-2-2-1-1-1-1-1-1-1-3 w8-16"  # stage 10 after stage 9, not after stage 1
