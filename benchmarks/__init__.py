@@ -14,4 +14,5 @@ BENCHMARKS = {
     "search": "benchmarks.search",
     "house": "benchmarks.house",
     "report": "benchmarks.report",
+    "search_front": "benchmarks.search_front",
 }
