@@ -133,7 +133,7 @@ def _losses(keys: list[tuple], grid: dict[str, Any]) -> np.ndarray:
 
 def _search(tmp: Path, grid: dict[str, Any], seed: int, trials: int, quick: bool) -> dict[str, Any]:
     epochs = grid["max_epochs"]
-    name = f"search-{seed}"
+    name = f"search-{trials}-{seed}"  # its own study: the 24-trial search does not continue the 12-trial one
     search = _search_file(
         tmp / f"{name}.yaml", name, epochs,
         constraints={"macs": {"max": MACS_BUDGET}},
@@ -164,8 +164,8 @@ def _search(tmp: Path, grid: dict[str, Any], seed: int, trials: int, quick: bool
         "seed": seed,
         "asked": trials,
         "trials": len(finished),
-        "trained_in_full": len(complete),
-        "distinct_in_full": len(found),
+        "complete": len(complete),
+        "trained_in_full": len(found),  # distinct configurations: a repeat takes its twin's outcome untrained
         "stopped_at_a_rung": sum(t.state == TrialState.PRUNED and not t.user_attrs.get("over_budget") for t in finished),
         "over_budget": len(over_budget),
         "epochs": epochs_trained,
@@ -206,8 +206,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     grid = result["grid"]
     rows = markdown_table(result["searches"], {
-        "asked": "n_trials", "seed": "seed", "trials": "trials finished", "trained_in_full": "trained in full",
-        "distinct_in_full": "of them distinct", "stopped_at_a_rung": "stopped at a rung",
+        "asked": "n_trials", "seed": "seed", "trials": "trials finished", "complete": "complete",
+        "trained_in_full": "of them trained (not repeats)", "stopped_at_a_rung": "stopped at a rung",
         "over_budget": "over budget (not trained)", "epochs": "epochs", "epoch_share": "share of the grid's epochs",
         "hypervolume_ratio": "hypervolume / grid's", "cost_check_ms": "cost check ms (median)",
         "overhead_s": "overhead s per trial (median)", "wall_s": "wall s",
