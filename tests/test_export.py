@@ -16,6 +16,7 @@ EXPORT_CASES = {
     "resnet18": SMALL, "resnet34": SMALL, "resnet50": SMALL, "resnet101": SMALL, "resnet152": SMALL,
     "cifar_resnet": dict(depth=8), "cifar_plain": dict(depth=8), "preact_resnet": dict(depth=11),
     "mnist_resnet": dict(num_blocks=2),
+    "resnet_stages": dict(layers=[1, 2, 1], widths=[8, 16, 32], blocks=["basic", "preact", "highway"]),
     # plugins/
     "se_resnet18": dict(SMALL, reduction=4), "se_resnet34": dict(SMALL, reduction=4), "se_resnet50": dict(SMALL, reduction=4),
     "resnext50_32x4d": dict(cardinality=4, base_width=4), "resnext101_32x8d": dict(cardinality=4, base_width=4),

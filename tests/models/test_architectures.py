@@ -20,12 +20,13 @@ SMALL = {
     "cifar_plain": ({"depth": 20}, 16),
     "preact_resnet": ({"depth": 20}, 16),
     "mnist_resnet": ({"num_blocks": 2}, 12),
+    "resnet_stages": ({"layers": [1, 2, 1], "widths": [8, 16, 32]}, 16),
 }
 
 
 def test_every_builtin_architecture_is_registered() -> None:
     names = {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "cifar_resnet", "cifar_plain",
-             "preact_resnet", "mnist_resnet"}
+             "preact_resnet", "mnist_resnet", "resnet_stages"}
     names |= {f"cifar_{kind}{depth}" for kind in ("resnet", "plain") for depth in (20, 32, 44, 56, 110, 1202)}
     assert names <= set(list_architectures())
 
