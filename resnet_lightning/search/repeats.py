@@ -9,9 +9,11 @@ benchmark's 32-configuration space (``benchmarks/search_front.py``), 13 of 17 tr
 a TPE search trained in full were repeats before this.
 
 The repeat takes its twin's outcome without a fit: a completed twin's values (a
-COMPLETE trial), a pruned or over-budget twin's stop (a PRUNED trial), recorded with
-``same_as`` (the twin's number) and ``epochs: 0``. A twin that is still running, or
-that failed, is not reused: the trial trains.
+COMPLETE trial), a twin's stop at a rung (a PRUNED trial), recorded with ``same_as``
+(the twin's number) and ``epochs: 0``. A twin that is still running, or that failed,
+is not reused: the trial trains. Nor is an over-budget twin: the budget may have
+been raised since (the same command with a new ``constraints:`` continues the
+study), so the repeat's costs are checked again, which takes a fraction of a second.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 SAME_AS = "same_as"  # the user attribute naming the trial whose outcome a repeat took
 # What a repeat copies from its twin besides the values: its costs, its run and what its fit recorded.
-COPIED = ("macs", "params", "latency_ms", "over_budget", "pruned_at_epoch", "run_dir", "history", "history_epochs",
+COPIED = ("macs", "params", "latency_ms", "pruned_at_epoch", "run_dir", "history", "history_epochs",
           "logged_metrics")
 
 
@@ -34,7 +36,7 @@ def earlier_twin(trial: optuna.Trial) -> FrozenTrial | None:
     """
     params = trial.params
     for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        if other.params == params and SAME_AS not in other.user_attrs:
+        if other.params == params and SAME_AS not in other.user_attrs and "over_budget" not in other.user_attrs:
             return other
     return None
 

@@ -95,7 +95,7 @@ class TrialRunner:
         params = suggest(trial, self.search.space)
         shown_as = shown(self.search, params)
         twin = earlier_twin(trial)
-        if twin is not None:
+        if twin is not None and self._within_todays_budget(twin):
             return self.take_twins_outcome(trial, twin, shown_as)
         self.check_costs(trial, params, shown_as)
         attrs = self.run_fit(trial, params, shown_as)
@@ -118,6 +118,13 @@ class TrialRunner:
         if twin.state == TrialState.PRUNED:
             raise optuna.TrialPruned(f"as trial {twin.number}")
         return twin.values[0] if len(twin.values) == 1 else list(twin.values)
+
+    def _within_todays_budget(self, twin: FrozenTrial) -> bool:
+        """Whether ``twin``'s recorded costs meet the search's budgets as they are now (they may have changed since)."""
+        if not self.search.constraints:
+            return True
+        costs = {m: twin.user_attrs.get(m) for m in self.search.constraints.measures}
+        return None not in costs.values() and not self.search.constraints.violations(costs)
 
     def claim(self, trial: optuna.Trial) -> None:
         """Record this worker in the trial first thing, so that a rerun after a kill finds the trial orphaned."""

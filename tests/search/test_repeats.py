@@ -29,3 +29,10 @@ def test_a_configuration_drawn_again_is_not_trained_again(tmp_path) -> None:
         assert f"search: trial {repeat.number} is trial 0 again (model.block=basic): not trained again" in out
     rows = list(csv.DictReader((tmp_path / "out" / "trials.csv").read_text().splitlines()))
     assert [r["same_as"] for r in rows] == ["", "0", "0"] and [r["epochs"] for r in rows] == ["1", "0", "0"]
+    # The same study continued under a budget the configuration no longer meets: checked again, not taken as trained.
+    raw["constraints"] = {"macs": {"max": 1.0e5}}
+    search.write_text(yaml.safe_dump(raw, sort_keys=False))
+    finish(start_search("--config", str(search), "--n_trials", "4", "--output", "out", cwd=tmp_path))
+    fourth = journal_study(tmp_path / "out" / "study.journal").trials[3]
+    assert fourth.state == TrialState.PRUNED and "same_as" not in fourth.user_attrs
+    assert fourth.user_attrs["over_budget"].startswith("macs 7.5e5 > max 1e5")
